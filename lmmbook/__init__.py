@@ -1,0 +1,40 @@
+"""lmmbook: linear mixed models, BLUP and genomic prediction, as derived in the lmmbook book.
+
+Each public name mirrors a symbol or a step of the book; the chapter and equation it implements are
+cited in its docstring.
+"""
+
+from .design import Incidence, incidence
+from .errors import (
+    DuplicateIdError,
+    InputError,
+    LmmbookError,
+    NonFiniteError,
+    NotPositiveDefiniteError,
+    RankDeficientError,
+    ShapeMismatchError,
+    UnknownIdError,
+    VarianceError,
+)
+from .mme import MMEResult, solve_mme
+from .simulate import VarietyTrial, simulate_variety_trial
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DuplicateIdError",
+    "Incidence",
+    "InputError",
+    "LmmbookError",
+    "MMEResult",
+    "NonFiniteError",
+    "NotPositiveDefiniteError",
+    "RankDeficientError",
+    "ShapeMismatchError",
+    "UnknownIdError",
+    "VarianceError",
+    "VarietyTrial",
+    "incidence",
+    "simulate_variety_trial",
+    "solve_mme",
+]
