@@ -177,9 +177,11 @@ def full_column_rank(name: str, X: Matrix, columns: pd.Index | None,
     not matter; columns are called dependent when a singular value of the scaled X falls below
     ``rcond`` times the largest (condition number above 1e6).
     """
+    p = X.shape[1]
+    if p == 0:  # no fixed effects (records already centred): nothing to estimate
+        return
     XtX = X.T @ X
     XtX = XtX.toarray() if sp.issparse(XtX) else np.asarray(XtX)
-    p = XtX.shape[0]
 
     def label(j: int) -> str:
         return f"{columns[j]!r}" if columns is not None else f"column {j}"

@@ -130,7 +130,7 @@ def solve_mme(
         sparse LU (SuperLU) when X, Z or K_inv is sparse.
     compute_pev : bool, optional
         Whether to compute ``pev`` and ``reliability``. By default always for dense input, and for
-        sparse input when u has at most :data:`PEV_AUTO_MAX_LEVELS` levels.
+        sparse input when u has at most ``lmmbook.mme.PEV_AUTO_MAX_LEVELS`` (10,000) levels.
 
     Returns
     -------

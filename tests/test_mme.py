@@ -118,6 +118,18 @@ def test_nan_record_is_not_observed_but_its_level_is_predicted():
     assert res.reliability[6] == pytest.approx(0, abs=1e-12)
 
 
+def test_model_without_fixed_effects():
+    y, X, Z, K, s2u, s2e = random_problem(3, 25, 1, 5, related=True, missing=0.1)
+    y = y - np.nanmean(y)
+    X0 = np.empty((25, 0))
+    b_ref, u_ref, pev_ref = gls_blup(y, X0, Z, K, s2u, s2e)
+    for X_in in (X0, sp.csr_array(X0)):
+        res = lmmbook.solve_mme(y, X_in, Z, np.linalg.inv(K), s2u, s2e)
+        assert res.b.shape == (0,)
+        np.testing.assert_allclose(res.u, u_ref, rtol=RTOL, atol=1e-12)
+        np.testing.assert_allclose(res.pev, pev_ref, rtol=RTOL)
+
+
 def test_mrode_example_3_1():
     """Mrode, Example 3.1: the published solutions (3 decimals), within +-0.001 as the book
     truncates some of them (../shared/examples/mrode-3.1.md)."""

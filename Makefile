@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine: `make book` and `make test`.
+# Each creates .venv from requirements.txt the first time, and again whenever requirements.txt or
+# pyproject.toml is newer than the last install (the stamp file, not the folder, records it).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
+
+.PHONY: help book test execute lint clean
+
+help:
+	@echo "make book     build the HTML book into _build/html (warnings are errors)"
+	@echo "make test     lint, unit tests, doctests, nbval on every notebook, book build, browser check"
+	@echo "make execute  re-execute every notebook in place (after changing a chapter or lmmbook)"
+	@echo "make clean    remove _build"
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going --all
+	@echo "The book is in _build/html: open _build/html/index.html in a browser."
+
+test: $(STAMP)
+	$(BIN)/ruff check lmmbook tests benchmarks conftest.py
+	$(BIN)/python -m pytest
+
+execute: $(STAMP)
+	@for nb in $(NOTEBOOKS); do \
+	  echo "executing $$nb"; \
+	  $(BIN)/jupyter execute --inplace "$$nb" || exit 1; \
+	done
+
+lint: $(STAMP)
+	$(BIN)/ruff check lmmbook tests benchmarks conftest.py
+
+clean:
+	rm -rf _build
