@@ -17,6 +17,7 @@ from .errors import (
     VarianceError,
 )
 from .mme import MMEResult, solve_mme
+from .reml import REMLResult, reml
 from .simulate import VarietyTrial, simulate_variety_trial
 
 __version__ = "0.1.0"
@@ -30,11 +31,13 @@ __all__ = [
     "NonFiniteError",
     "NotPositiveDefiniteError",
     "RankDeficientError",
+    "REMLResult",
     "ShapeMismatchError",
     "UnknownIdError",
     "VarianceError",
     "VarietyTrial",
     "incidence",
+    "reml",
     "simulate_variety_trial",
     "solve_mme",
 ]

@@ -19,6 +19,7 @@ from .errors import (
     DuplicateIdError,
     InputError,
     NonFiniteError,
+    NotPositiveDefiniteError,
     RankDeficientError,
     ShapeMismatchError,
     UnknownIdError,
@@ -206,3 +207,84 @@ def full_column_rank(name: str, X: Matrix, columns: pd.Index | None,
             "intercept together with a column for every level of a factor). Drop "
             f"{p - rank} of them or use contrasts."
         )
+
+
+def rows_like_y(A: Labelled, name: str, y_ids: pd.Index | None, n: int) -> Matrix:
+    """A's rows in the order of y: joined by ID when both carry IDs, else by position."""
+    if y_ids is not None and A.rows is not None:
+        order = join(y_ids, "y's index", A.rows, f"the index of {name}")
+        return A.values[order]
+    same_length(name, n, "y", A.values.shape[0])
+    return A.values
+
+
+def square_like_z(K: Labelled, Z: Labelled | None, name: str) -> tuple[Matrix, np.ndarray]:
+    """A square, symmetric K (or K^-1) in the column order of Z, and the labels of u.
+
+    With labels on both sides, K's index is joined to Z's columns; otherwise they are matched by
+    position. Without Z (Z is the identity), u takes K's labels.
+    """
+    values = K.values
+    if values.shape[0] != values.shape[1]:
+        raise ShapeMismatchError(f"{name} must be square, got shape {values.shape}.")
+    z_columns = Z.columns if Z is not None else None
+    if K.rows is not None:
+        if not K.rows.equals(K.columns):
+            order = join(K.rows, f"{name}'s index", K.columns, f"{name}'s columns")
+            values = values[:, order]
+        if z_columns is not None:
+            order = join(z_columns, "Z's columns", K.rows, f"{name}'s index")
+            values = values[np.ix_(order, order)]
+        labels = z_columns if z_columns is not None else K.rows
+    else:
+        labels = z_columns
+    if Z is not None:
+        same_length(name, Z.values.shape[1], "Z (columns)", values.shape[0], unit="rows")
+    symmetric(name, values)
+    q = values.shape[0]
+    return values, (np.asarray(labels) if labels is not None else np.arange(q))
+
+
+def symmetric(name: str, A: Matrix) -> None:
+    """Refuse a matrix that differs from its transpose by more than round-off."""
+    asym = abs(A - A.T)
+    worst = asym.max() if asym.size else 0.0
+    scale = abs(A).max() if A.size else 0.0
+    if worst > 1e-10 * max(scale, 1.0):
+        raise NotPositiveDefiniteError(
+            f"{name} is not symmetric: its largest difference from its transpose is {worst:.3g} "
+            f"(largest entry {scale:.3g}). A covariance structure is symmetric; if the difference "
+            f"is round-off, pass ({name} + {name}.T) / 2."
+        )
+
+
+def positive_semidefinite(name: str, A: np.ndarray, rtol: float = 1e-8) -> None:
+    """Refuse a symmetric matrix with an eigenvalue below -rtol times its largest magnitude.
+
+    A Cholesky factorisation with a small shift answers quickly for the usual, valid input; the
+    eigenvalues are computed only to write the message.
+    """
+    if A.size == 0:
+        return
+    scale = float(np.abs(np.diag(A)).max()) or 1.0
+    try:
+        np.linalg.cholesky(A + (rtol * scale * A.shape[0]) * np.eye(A.shape[0]))
+        return
+    except np.linalg.LinAlgError:
+        pass
+    smallest = float(np.linalg.eigvalsh(A)[0])
+    if smallest < -rtol * scale * A.shape[0]:
+        raise NotPositiveDefiniteError(
+            f"{name} is not positive semi-definite: its smallest eigenvalue is {smallest:.4g} "
+            f"(largest diagonal entry {scale:.4g}). A covariance structure cannot have negative "
+            "eigenvalues: check how it was built, or blend it with a positive definite matrix."
+        )
+
+
+def frozen(a: Any) -> np.ndarray | None:
+    """A read-only copy of an array (results are immutable); None stays None."""
+    if a is None:
+        return None
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from . import _checks
-from .errors import InputError, NotPositiveDefiniteError, ShapeMismatchError
+from .errors import InputError, NotPositiveDefiniteError
 
 __all__ = ["MMEResult", "solve_mme", "PEV_AUTO_MAX_LEVELS"]
 
@@ -31,13 +31,6 @@ __all__ = ["MMEResult", "solve_mme", "PEV_AUTO_MAX_LEVELS"]
 PEV_AUTO_MAX_LEVELS = 10_000
 
 _SOLVE_BLOCK = 256  # right-hand sides per block when extracting a diagonal of an inverse
-
-
-def _frozen(a: np.ndarray | None) -> np.ndarray | None:
-    if a is not None:
-        a = np.array(a, copy=True)
-        a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,9 +178,9 @@ def solve_mme(
     Kl = _checks.matrix("K_inv", K_inv)
     n = len(y_values)
 
-    X_values = _rows_like_y(Xl, "X", y_ids, n)
-    Z_values = _rows_like_y(Zl, "Z", y_ids, n)
-    K_values, levels = _square_like_z(Kl, Zl)
+    X_values = _checks.rows_like_y(Xl, "X", y_ids, n)
+    Z_values = _checks.rows_like_y(Zl, "Z", y_ids, n)
+    K_values, levels = _checks.square_like_z(Kl, Zl, "K_inv")
     p, q = X_values.shape[1], Z_values.shape[1]
     fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
     K_diag = _k_diag_argument(K_diag, q)
@@ -216,52 +209,12 @@ def solve_mme(
             K_diag = solver.k_diagonal()
         reliability = 1.0 - pev / (sigma2_u * K_diag)
 
+    frozen = _checks.frozen
     return MMEResult(
-        b=_frozen(b), u=_frozen(u), pev=_frozen(pev), reliability=_frozen(reliability),
-        fixed_names=_frozen(fixed_names), levels=_frozen(levels), sigma2_u=sigma2_u,
+        b=frozen(b), u=frozen(u), pev=frozen(pev), reliability=frozen(reliability),
+        fixed_names=frozen(fixed_names), levels=frozen(levels), sigma2_u=sigma2_u,
         sigma2_e=sigma2_e, n_obs=int(observed.sum()), method=method,
     )
-
-
-def _rows_like_y(A: _checks.Labelled, name: str, y_ids: pd.Index | None, n: int):
-    """A's rows in the order of y: joined by ID when both carry IDs, else by position."""
-    if y_ids is not None and A.rows is not None:
-        order = _checks.join(y_ids, "y's index", A.rows, f"the index of {name}")
-        return A.values[order]
-    _checks.same_length(name, n, "y", A.values.shape[0])
-    return A.values
-
-
-def _square_like_z(K: _checks.Labelled, Z: _checks.Labelled):
-    """K_inv as a square matrix in Z's column order, and the labels of u."""
-    values = K.values
-    q = Z.values.shape[1]
-    if values.shape[0] != values.shape[1]:
-        raise ShapeMismatchError(f"K_inv must be square, got shape {values.shape}.")
-    if K.rows is not None:
-        if not K.rows.equals(K.columns):
-            order = _checks.join(K.rows, "K_inv's index", K.columns, "K_inv's columns")
-            values = values[:, order]
-        if Z.columns is not None:
-            order = _checks.join(Z.columns, "Z's columns", K.rows, "K_inv's index")
-            values = values[np.ix_(order, order)]
-        labels = Z.columns if Z.columns is not None else K.rows
-    else:
-        labels = Z.columns
-    _checks.same_length("K_inv", q, "Z (columns)", values.shape[0], unit="rows")
-    _symmetric("K_inv", values)
-    return values, (np.asarray(labels) if labels is not None else np.arange(q))
-
-
-def _symmetric(name: str, A) -> None:
-    asym = abs(A - A.T)
-    worst = asym.max() if asym.size else 0.0
-    scale = abs(A).max() if A.size else 0.0
-    if worst > 1e-10 * max(scale, 1.0):
-        raise NotPositiveDefiniteError(
-            f"{name} is not symmetric: its largest difference from its transpose is {worst:.3g} "
-            f"(largest entry {scale:.3g}). Pass the inverse of a symmetric relationship matrix."
-        )
 
 
 def _k_diag_argument(K_diag: Any, q: int) -> np.ndarray | None:

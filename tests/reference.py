@@ -39,3 +39,30 @@ def tabular_A(sire, dam):
             A[i, j] = A[j, i] = 0.5 * ((A[j, s] if s >= 0 else 0.0) + (A[j, d] if d >= 0 else 0.0))
         A[i, i] = 1.0 + (0.5 * A[s, d] if s >= 0 and d >= 0 else 0.0)
     return A
+
+
+def reml_loglik(y, X, Hs, theta):
+    """REML log-likelihood written out naively with inv(V) (lme4's convention, chapter 2):
+    -1/2 [(n-p) log 2pi + log|V| + log|X'V^-1 X| + r'V^-1 r], r = y - X b_GLS.
+    Hs are the n x n matrices H_k = Z_k K_k Z_k'; theta the variances, residual last."""
+    n, p = X.shape
+    V = sum(t * H for t, H in zip(theta[:-1], Hs, strict=True)) + theta[-1] * np.eye(n)
+    V_inv = np.linalg.inv(V)
+    XtVinvX = X.T @ V_inv @ X
+    b = np.linalg.solve(XtVinvX, X.T @ V_inv @ y)
+    r = y - X @ b
+    return -0.5 * ((n - p) * np.log(2 * np.pi) + np.linalg.slogdet(V)[1]
+                   + np.linalg.slogdet(XtVinvX)[1] + r @ V_inv @ r)
+
+
+def reml_score_and_information(y, X, Hs, theta):
+    """Score -1/2 [tr(P H_k) - y'P H_k P y] and expected information 1/2 tr(P H_k P H_l), with the
+    residual as the last component (H = I), all from explicit n x n matrices."""
+    n = len(y)
+    Hs = list(Hs) + [np.eye(n)]
+    V = sum(t * H for t, H in zip(theta, Hs, strict=True))
+    V_inv = np.linalg.inv(V)
+    P = V_inv - V_inv @ X @ np.linalg.inv(X.T @ V_inv @ X) @ X.T @ V_inv
+    score = np.array([-0.5 * (np.trace(P @ H) - y @ P @ H @ P @ y) for H in Hs])
+    info = np.array([[0.5 * np.trace(P @ A @ P @ B) for B in Hs] for A in Hs])
+    return score, info
