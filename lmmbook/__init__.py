@@ -6,23 +6,27 @@ cited in its docstring.
 
 from .design import Incidence, incidence
 from .errors import (
+    ConvergenceError,
     DuplicateIdError,
     InputError,
     LmmbookError,
     NonFiniteError,
     NotPositiveDefiniteError,
+    PedigreeError,
     RankDeficientError,
     ShapeMismatchError,
     UnknownIdError,
     VarianceError,
 )
 from .mme import MMEResult, solve_mme
+from .pedigree import Pedigree
 from .reml import REMLResult, reml
-from .simulate import VarietyTrial, simulate_variety_trial
+from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConvergenceError",
     "DuplicateIdError",
     "Incidence",
     "InputError",
@@ -30,6 +34,8 @@ __all__ = [
     "MMEResult",
     "NonFiniteError",
     "NotPositiveDefiniteError",
+    "Pedigree",
+    "PedigreeError",
     "RankDeficientError",
     "REMLResult",
     "ShapeMismatchError",
@@ -38,6 +44,7 @@ __all__ = [
     "VarietyTrial",
     "incidence",
     "reml",
+    "simulate_pedigree",
     "simulate_variety_trial",
     "solve_mme",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 
 __all__ = [
     "LmmbookError",
+    "ConvergenceError",
     "InputError",
     "ShapeMismatchError",
     "NonFiniteError",
@@ -29,6 +30,7 @@ __all__ = [
     "RankDeficientError",
     "NotPositiveDefiniteError",
     "IdError",
+    "PedigreeError",
     "UnknownIdError",
     "DuplicateIdError",
 ]
@@ -36,6 +38,10 @@ __all__ = [
 
 class LmmbookError(Exception):
     """Base class of every error that lmmbook raises on purpose."""
+
+
+class ConvergenceError(LmmbookError, RuntimeError):
+    """An iterative method stopped before reaching its tolerance."""
 
 
 class InputError(LmmbookError, ValueError):
@@ -60,6 +66,10 @@ class RankDeficientError(InputError):
 
 class NotPositiveDefiniteError(InputError):
     """A matrix that must be positive definite (a coefficient matrix, a K^-1) is not."""
+
+
+class PedigreeError(InputError):
+    """An impossible pedigree: an animal is its own parent or ancestor, or parents' roles clash."""
 
 
 class IdError(InputError, LookupError):

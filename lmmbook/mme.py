@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from . import _checks
-from .errors import InputError, NotPositiveDefiniteError
+from .errors import ConvergenceError, InputError, NotPositiveDefiniteError
 
 __all__ = ["MMEResult", "solve_mme", "PEV_AUTO_MAX_LEVELS"]
 
@@ -57,6 +57,10 @@ class MMEResult:
         Number of records used (those with a finite y).
     method : str
         How the equations were solved.
+    n_iter : int or None
+        PCG iterations (None for "direct").
+    residuals : ndarray or None
+        PCG's relative residual ||C x - r|| / ||r|| at the start and after each iteration.
     """
 
     b: np.ndarray
@@ -69,6 +73,8 @@ class MMEResult:
     sigma2_e: float
     n_obs: int
     method: str
+    n_iter: int | None = None
+    residuals: np.ndarray | None = None
 
     @property
     def lambda_(self) -> float:
@@ -96,8 +102,11 @@ def solve_mme(
     sigma2_e: float,
     *,
     K_diag: Any = None,
-    method: Literal["direct"] = "direct",
+    method: Literal["direct", "pcg"] = "direct",
     compute_pev: bool | None = None,
+    tol: float = 1e-10,
+    maxiter: int | None = None,
+    preconditioner: Literal["diagonal", "block"] = "block",
 ) -> MMEResult:
     """Solve Henderson's mixed-model equations for the BLUE of b and the BLUP of u.
 
@@ -118,12 +127,23 @@ def solve_mme(
     K_diag : (q,) array_like, optional
         diag(K), needed for reliabilities (a pedigree knows it as 1 + F). Computed from K_inv when
         absent.
-    method : {"direct"}
+    method : {"direct", "pcg"}
         "direct" factorises the coefficient matrix: Cholesky (LAPACK) when every input is dense,
-        sparse LU (SuperLU) when X, Z or K_inv is sparse.
+        sparse LU (SuperLU) when X, Z or K_inv is sparse. "pcg" solves by preconditioned conjugate
+        gradients with the sparse C, never factorising it: for large animal models.
     compute_pev : bool, optional
         Whether to compute ``pev`` and ``reliability``. By default always for dense input, and for
         sparse input when u has at most ``lmmbook.mme.PEV_AUTO_MAX_LEVELS`` (10,000) levels.
+        Not available with "pcg" (PEV needs the inverse of C).
+    tol : float, optional
+        "pcg" stops when ||C x - r|| <= tol ||r||. The relative error of the solution is at most
+        about cond(C) times tol, so the default 1e-10 leaves solutions good to ~1e-7 even for
+        cond(C) ~ 1e3 (in animal models lambda and the pedigree set the condition number).
+    maxiter : int, optional
+        "pcg" iteration limit (default: the number of equations, p + q, at most 100,000).
+    preconditioner : {"block", "diagonal"}
+        "pcg" preconditioner: the inverse of diag(C) ("diagonal"), or that with the fixed-effect
+        block inverted as a whole ("block", the default; it helps when fixed effects are many).
 
     Returns
     -------
@@ -132,6 +152,8 @@ def solve_mme(
 
     Raises
     ------
+    ConvergenceError
+        "pcg" did not reach ``tol`` within ``maxiter`` iterations.
     ShapeMismatchError
         Lengths or shapes disagree (the message names both); K_inv is not square.
     NonFiniteError
@@ -168,8 +190,13 @@ def solve_mme(
     >>> np.round(res.b, 4).tolist(), np.round(res.reliability, 4).tolist()
     ([6.2], [0.2, 0.2])
     """
-    if method != "direct":
-        raise InputError(f"method must be 'direct', got {method!r}.")
+    if method not in ("direct", "pcg"):
+        raise InputError(f"method must be 'direct' or 'pcg', got {method!r}.")
+    if method == "pcg" and compute_pev:
+        raise InputError("compute_pev=True needs the inverse of C, which 'pcg' never forms: use "
+                         "method='direct' (sparse factorisation) for PEV and reliabilities.")
+    if preconditioner not in ("diagonal", "block"):
+        raise InputError(f"preconditioner must be 'diagonal' or 'block', got {preconditioner!r}.")
     sigma2_u = _checks.positive_variance("sigma2_u", sigma2_u)
     sigma2_e = _checks.positive_variance("sigma2_e", sigma2_e)
     y_values, y_ids = _checks.vector("y", y)
@@ -192,14 +219,19 @@ def solve_mme(
     _checks.full_column_rank("X", X_o, Xl.columns)
 
     sparse = any(sp.issparse(a) for a in (X_values, Z_values, K_values))
-    if compute_pev is None:
-        compute_pev = not sparse or q <= PEV_AUTO_MAX_LEVELS
     lam = sigma2_e / sigma2_u
-    if sparse:
-        solver = _SparseSolver(X_o, Z_o, K_values, lam)
+    n_iter = residuals = None
+    if method == "pcg":
+        compute_pev = False
+        C, W = _sparse_system(X_o, Z_o, K_values, lam)
+        solution, residuals = _pcg(C, W.T @ y_o, _preconditioner(C, p, preconditioner), tol,
+                                   maxiter or min(p + q, 100_000))
+        n_iter = len(residuals) - 1
     else:
-        solver = _DenseSolver(X_o, Z_o, K_values, lam)
-    solution = solver.solve(solver.rhs(y_o))
+        if compute_pev is None:
+            compute_pev = not sparse or q <= PEV_AUTO_MAX_LEVELS
+        solver = (_SparseSolver if sparse else _DenseSolver)(X_o, Z_o, K_values, lam)
+        solution = solver.solve(solver.rhs(y_o))
     b, u = solution[:p], solution[p:]
 
     pev = reliability = None
@@ -213,7 +245,8 @@ def solve_mme(
     return MMEResult(
         b=frozen(b), u=frozen(u), pev=frozen(pev), reliability=frozen(reliability),
         fixed_names=frozen(fixed_names), levels=frozen(levels), sigma2_u=sigma2_u,
-        sigma2_e=sigma2_e, n_obs=int(observed.sum()), method=method,
+        sigma2_e=sigma2_e, n_obs=int(observed.sum()), method=method, n_iter=n_iter,
+        residuals=frozen(residuals),
     )
 
 
@@ -280,6 +313,68 @@ class _DenseSolver:
         # K = K_inv^-1 = L^-T L^-1, so K_ii is the squared norm of column i of L^-1.
         L_inv = la.solve_triangular(self.K_chol, np.eye(self.K_chol.shape[0]), lower=True)
         return np.einsum("ij,ij->j", L_inv, L_inv)
+
+
+def _sparse_system(X, Z, K_inv, lam):
+    """C = W'W + blockdiag(0, lambda K^-1) (sparse CSR), and W = [X Z] for the right-hand side."""
+    W = sp.hstack([sp.csr_array(X), sp.csr_array(Z)], format="csr")
+    p = X.shape[1]
+    C = (W.T @ W + sp.block_diag([sp.csr_array((p, p)), lam * sp.csr_array(K_inv)])).tocsr()
+    return C, W
+
+
+def _preconditioner(C, p: int, kind: str):
+    """M^-1 as a function: 1 / diag(C), with the p x p fixed-effect block inverted whole for
+    "block"."""
+    diag = C.diagonal()
+    if np.any(diag <= 0):
+        raise NotPositiveDefiniteError(
+            "The coefficient matrix has a diagonal entry <= 0. " + _PD_HINT)
+    inv_diag = 1.0 / diag
+    if kind == "block" and p > 1:
+        try:
+            block_inv = np.linalg.inv(C[:p, :p].toarray())
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefiniteError(
+                "The fixed-effect block X'X is singular. " + _PD_HINT) from None
+
+        def apply(r):
+            out = inv_diag * r
+            out[:p] = block_inv @ r[:p]
+            return out
+
+        return apply
+    return lambda r: inv_diag * r
+
+
+def _pcg(C, rhs, precondition, tol: float, maxiter: int):
+    """Preconditioned conjugate gradients for C x = rhs, C symmetric positive definite
+    (chapter 3). Returns x and the relative residual before and after each iteration."""
+    norm_rhs = np.linalg.norm(rhs)
+    x = np.zeros_like(rhs)
+    if norm_rhs == 0:
+        return x, np.zeros(1)
+    r = rhs.copy()
+    z = precondition(r)
+    d = z.copy()
+    rz = r @ z
+    history = [1.0]
+    for _ in range(maxiter):
+        Cd = C @ d
+        alpha = rz / (d @ Cd)
+        x += alpha * d
+        r -= alpha * Cd
+        history.append(np.linalg.norm(r) / norm_rhs)
+        if history[-1] <= tol:
+            return x, np.array(history)
+        z = precondition(r)
+        rz_next = r @ z
+        d = z + (rz_next / rz) * d
+        rz = rz_next
+    raise ConvergenceError(
+        f"PCG did not reach a relative residual of {tol:g} in {maxiter} iterations (it reached "
+        f"{history[-1]:.2e}). Raise maxiter, loosen tol, or check that the model is estimable."
+    )
 
 
 class _SparseSolver:

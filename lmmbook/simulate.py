@@ -13,8 +13,9 @@ import pandas as pd
 
 from . import _checks
 from .errors import InputError
+from .pedigree import Pedigree
 
-__all__ = ["VarietyTrial", "simulate_variety_trial"]
+__all__ = ["VarietyTrial", "simulate_pedigree", "simulate_variety_trial"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,3 +132,104 @@ def simulate_variety_trial(
         sigma2_u=sigma2_u,
         sigma2_e=sigma2_e,
     )
+
+
+def simulate_pedigree(
+    n_generations: int = 5,
+    n_per_generation: int = 200,
+    n_sires: int = 10,
+    n_dams: int | None = None,
+    *,
+    overlapping: int = 1,
+    mating: str = "random",
+    unknown_sire_rate: float = 0.0,
+    sigma2_a: float = 1.0,
+    seed: int,
+) -> pd.DataFrame:
+    """Simulate a recorded pedigree with true breeding values passed down it.
+
+    Parameters
+    ----------
+    n_generations : int
+        Generations after the founders (the founders are generation 0).
+    n_per_generation : int
+        Animals born per generation (and founders), half of them male on average.
+    n_sires, n_dams : int
+        Parents chosen per generation among the males and the females of the parental
+        generations; by default every female is a dam.
+    overlapping : int, optional
+        How many previous generations the parents come from: 1 gives discrete generations, 3 lets
+        parents be born up to three generations earlier.
+    mating : {"random", "assortative"}
+        Random pairs, or the best sire (by true breeding value) with the best dams.
+    unknown_sire_rate : float, optional
+        Share of animals whose sire is recorded as unknown (0), as with natural service.
+    sigma2_a : float, optional
+        Additive genetic variance of the founders.
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per animal: ``animal`` (1, 2, ...; IDs that cannot be mistaken for "unknown"),
+        ``sire`` and ``dam`` (0 = unknown), ``sex``, ``generation`` and ``tbv``, the true breeding
+        value: founders draw N(0, sigma2_a), offspring the parents' mean plus Mendelian sampling
+        N(0, (1/2 - (F_s + F_d)/4) sigma2_a), F from the simulated pedigree.
+
+    Examples
+    --------
+    >>> import lmmbook
+    >>> ped = lmmbook.simulate_pedigree(3, 50, n_sires=5, seed=1)
+    >>> len(ped), int(ped["generation"].max()), ped.loc[ped["generation"] > 0, "sire"].nunique()
+    (200, 3, 15)
+    """
+    if mating not in ("random", "assortative"):
+        raise InputError(f"mating must be 'random' or 'assortative', got {mating!r}.")
+    if n_generations < 0 or n_per_generation < 2 or n_sires < 1 or overlapping < 1:
+        raise InputError("need n_generations >= 0, n_per_generation >= 2, n_sires >= 1 and "
+                         "overlapping >= 1.")
+    if not 0.0 <= unknown_sire_rate < 1.0:
+        raise InputError(f"unknown_sire_rate must be in [0, 1), got {unknown_sire_rate}.")
+    sigma2_a = _checks.positive_variance("sigma2_a", sigma2_a)
+    rng = np.random.default_rng(seed)
+    n = n_per_generation
+    total = n * (n_generations + 1)
+    sire = np.zeros(total, np.int64)
+    dam = np.zeros(total, np.int64)
+    sex = rng.integers(0, 2, total)  # 0 male, 1 female
+    generation = np.repeat(np.arange(n_generations + 1), n)
+    tbv = np.zeros(total)
+    tbv[:n] = rng.normal(0.0, np.sqrt(sigma2_a), n)
+    for g in range(1, n_generations + 1):
+        pool = np.flatnonzero((generation >= g - overlapping) & (generation < g))
+        males, females = pool[sex[pool] == 0], pool[sex[pool] == 1]
+        if len(males) == 0 or len(females) == 0:
+            raise InputError(f"generation {g} has no {'males' if len(males) == 0 else 'females'}"
+                             " to breed from; raise n_per_generation.")
+        sires = rng.choice(males, min(n_sires, len(males)), replace=False)
+        dams = females if n_dams is None else rng.choice(females, min(n_dams, len(females)),
+                                                         replace=False)
+        born = np.arange(g * n, (g + 1) * n)
+        if mating == "random":
+            s_of = rng.choice(sires, n)
+            d_of = rng.choice(dams, n)
+        else:  # best sires with best dams: rank both and pair rank by rank
+            s_rank = sires[np.argsort(-tbv[sires])]
+            d_rank = dams[np.argsort(-tbv[dams])]
+            d_of = rng.choice(dams, n)
+            position = np.searchsorted(-tbv[d_rank], -tbv[d_of])  # rank of each chosen dam
+            s_of = s_rank[np.minimum(position * len(s_rank) // len(d_rank), len(s_rank) - 1)]
+        sire[born], dam[born] = s_of + 1, d_of + 1
+        # Mendelian sampling with the inbreeding of the parents so far
+        F = Pedigree(np.arange(1, (g + 1) * n + 1), sire[:(g + 1) * n], dam[:(g + 1) * n]
+                     ).inbreeding()
+        d_var = 0.5 - 0.25 * (F[s_of] + F[d_of])
+        tbv[born] = 0.5 * (tbv[s_of] + tbv[d_of]) + rng.normal(0.0, 1.0, n) * np.sqrt(
+            d_var * sigma2_a)
+    hidden = (generation > 0) & (rng.random(total) < unknown_sire_rate)
+    sire[hidden] = 0
+    return pd.DataFrame({
+        "animal": np.arange(1, total + 1), "sire": sire, "dam": dam,
+        "sex": np.where(sex == 0, "M", "F"), "generation": generation, "tbv": tbv,
+    })

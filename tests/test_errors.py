@@ -6,7 +6,9 @@ def test_one_hierarchy():
     for name in errors.__all__:
         cls = getattr(errors, name)
         assert issubclass(cls, errors.LmmbookError)
-        if cls is not errors.LmmbookError:
+        if cls is errors.ConvergenceError:
+            assert issubclass(cls, RuntimeError)  # not an input error: the input was valid
+        elif cls is not errors.LmmbookError:
             assert issubclass(cls, ValueError)
     assert issubclass(errors.UnknownIdError, LookupError)
 

@@ -299,8 +299,10 @@ def test_k_diag_checked():
 
 def test_unknown_method():
     y, X, Z, K_inv = small()
-    with pytest.raises(InputError, match="method must be 'direct', got 'pcg'"):
-        lmmbook.solve_mme(y, X, Z, K_inv, 1, 1, method="pcg")
+    with pytest.raises(InputError, match="method must be 'direct' or 'pcg', got 'lu'"):
+        lmmbook.solve_mme(y, X, Z, K_inv, 1, 1, method="lu")
+    with pytest.raises(InputError, match="preconditioner must be"):
+        lmmbook.solve_mme(y, X, Z, K_inv, 1, 1, method="pcg", preconditioner="ilu")
 
 
 def test_non_numeric_dataframe_column():

@@ -1,0 +1,322 @@
+"""Pedigrees: the numerator relationship matrix A, inbreeding, and A^-1 by Henderson's rules
+(chapter 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import ArrayLike
+
+from . import _pedigree_loops as loops
+from .design import Incidence, incidence
+from .errors import DuplicateIdError, InputError, PedigreeError, UnknownIdError, format_ids
+
+__all__ = ["Pedigree", "DEFAULT_MISSING", "DENSE_A_MAX"]
+
+#: Parent values that mean "unknown" unless the caller names others with ``missing=``.
+DEFAULT_MISSING = (None, "", 0, "0")
+
+#: ``Pedigree.A()`` refuses pedigrees larger than this (A needs n^2 * 8 bytes: 3.2 GB at 20,000).
+DENSE_A_MAX = 20_000
+
+
+class Pedigree:
+    """A pedigree: animals with their sire and dam, ordered so that parents precede offspring.
+
+    Parameters
+    ----------
+    animal, sire, dam : (n,) array_like
+        IDs (strings or integers). An unknown parent is NaN, None, "", 0 or "0" by default.
+    missing : iterable, optional
+        The values that mean "unknown parent", replacing the default. An integer ID 0 is read as
+        "unknown" by default: pass, for example, ``missing=[None, -1]`` if 0 is a real animal.
+    allow_selfing : bool, optional
+        Accept an animal whose sire and dam are the same individual (legal in plants), and IDs that
+        appear both as sire and as dam. Default False: both are refused as errors in the data.
+
+    Attributes
+    ----------
+    ids : (n,) ndarray
+        The animals in the order used by every vector and matrix of this object: parents precede
+        offspring; animals at the same depth keep their input order; founders that appear only as
+        parents are added first.
+    sire, dam : (n,) ndarray of int
+        Row of each animal's sire and dam in ``ids``, -1 when unknown.
+    depth : (n,) ndarray of int
+        0 for founders, else 1 + the larger depth of the parents.
+
+    Raises
+    ------
+    DuplicateIdError
+        An animal is listed twice with different parents (identical repeats are merged).
+    PedigreeError
+        An animal is its own parent or its own ancestor (the message prints the loop); sire and dam
+        are the same animal, or one ID is used both as a sire and as a dam, without
+        ``allow_selfing``.
+
+    Notes
+    -----
+    Chapter 3. ``inbreeding()`` uses the indirect method of Colleau (2002) organised in sire
+    families as by Sargolzaei, Iwaisaki & Colleau (2005); ``A_inverse()`` Henderson's (1976) rules
+    with inbreeding (Quaas 1976).
+
+    Examples
+    --------
+    >>> import lmmbook
+    >>> ped = lmmbook.Pedigree(animal=[3, 1, 2], sire=[1, 0, 0], dam=[2, 0, 0])
+    >>> ped.ids.tolist(), ped.sire.tolist()
+    ([1, 2, 3], [-1, -1, 0])
+    >>> ped.A()
+    array([[1. , 0. , 0.5],
+           [0. , 1. , 0.5],
+           [0.5, 0.5, 1. ]])
+    """
+
+    def __init__(self, animal: ArrayLike, sire: ArrayLike, dam: ArrayLike, *,
+                 missing: Iterable[Any] | None = None, allow_selfing: bool = False) -> None:
+        animal, sire, dam = (_as_series(name, v) for name, v in
+                             (("animal", animal), ("sire", sire), ("dam", dam)))
+        if not len(animal) == len(sire) == len(dam):
+            raise InputError(
+                f"animal, sire and dam must have the same length, got {len(animal)}, {len(sire)} "
+                f"and {len(dam)}."
+            )
+        unknown = _unknown_mask(missing)
+        if unknown(animal).any():
+            row = int(np.flatnonzero(unknown(animal))[0])
+            raise InputError(f"animal at row {row} is missing or reads as 'unknown'; every row "
+                             "needs an animal ID (an ID 0 needs missing=...).")
+        sire = sire.where(~unknown(sire), None)
+        dam = dam.where(~unknown(dam), None)
+        table = _merge_repeats(pd.DataFrame({"animal": animal, "sire": sire, "dam": dam}))
+        self.allow_selfing = bool(allow_selfing)
+        _check_roles(table, self.allow_selfing)
+
+        # founders that appear only as parents come first, in order of appearance
+        parents = pd.unique(pd.concat([table["sire"], table["dam"]]).dropna())
+        extra = pd.Index(parents).difference(pd.Index(table["animal"]), sort=False)
+        no_parent = np.full(len(extra), None, dtype=object)
+        all_ids = pd.Index(np.concatenate([np.asarray(extra, dtype=object),
+                                           table["animal"].to_numpy(dtype=object)]))
+        # None (unknown) is not an ID, so it maps to -1
+        s_idx = all_ids.get_indexer(np.concatenate([no_parent, table["sire"].to_numpy(object)]))
+        d_idx = all_ids.get_indexer(np.concatenate([no_parent, table["dam"].to_numpy(object)]))
+        s_idx, d_idx = s_idx.astype(np.int64), d_idx.astype(np.int64)
+
+        order, depth, n_done = loops.topological_order(s_idx, d_idx)
+        if n_done < len(all_ids):
+            raise PedigreeError(_describe_loop(all_ids, s_idx, d_idx, order[:n_done]))
+        # stable: by depth, then input order
+        order = np.lexsort((np.arange(len(all_ids)), depth))
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        self.ids = np.asarray(all_ids[order], dtype=object if all_ids.dtype == object else None)
+        self.sire = np.where(s_idx[order] >= 0, position[s_idx[order]], -1)
+        self.dam = np.where(d_idx[order] >= 0, position[d_idx[order]], -1)
+        self.depth = depth[order]
+        self._index = pd.Index(self.ids)
+        self._F: np.ndarray | None = None
+        for a in (self.ids, self.sire, self.dam, self.depth):
+            a.setflags(write=False)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, animal: str = "animal", sire: str = "sire",
+                   dam: str = "dam", **kwargs: Any) -> Pedigree:
+        """Build from a DataFrame's columns (or its index for ``animal`` when no such column)."""
+        ids = df[animal] if animal in df.columns else df.index.to_series()
+        return cls(ids.to_numpy(), df[sire].to_numpy(), df[dam].to_numpy(), **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        founders = int(np.sum((self.sire < 0) & (self.dam < 0)))
+        return (f"Pedigree({len(self)} animals, {founders} founders, "
+                f"{int(self.depth.max()) + 1 if len(self) else 0} generations deep)")
+
+    def index(self, ids: ArrayLike) -> np.ndarray:
+        """Rows of ``ids`` in this pedigree's order; an unknown ID is refused by name."""
+        ids = pd.Index(np.atleast_1d(np.asarray(ids, dtype=object)))
+        rows = self._index.get_indexer(ids)
+        if (rows < 0).any():
+            raise UnknownIdError(
+                f"{format_ids(ids[rows < 0])} {'is' if (rows < 0).sum() == 1 else 'are'} not in "
+                f"the pedigree ({len(self)} animals). Add the animal to the pedigree (with unknown "
+                "parents if need be) or correct the ID."
+            )
+        return rows
+
+    def incidence(self, animal_of_record: ArrayLike) -> Incidence:
+        """Z for records of these animals: one column per animal of the pedigree, in ``ids`` order.
+
+        A record of an animal that is not in the pedigree is refused by name.
+        """
+        try:
+            return incidence(animal_of_record, levels=self.ids, name="the animal of a record")
+        except UnknownIdError as exc:
+            raise UnknownIdError(
+                f"{exc} Every animal with a record must be in the pedigree."
+            ) from None
+
+    def inbreeding(self) -> np.ndarray:
+        """Inbreeding coefficient F of every animal (``ids`` order), exact, without forming A.
+
+        Colleau's indirect method in sire families (Sargolzaei et al. 2005): a column of A for
+        each sire family, computed over the ancestors only.
+        """
+        if self._F is None:
+            both = np.flatnonzero((self.sire >= 0) & (self.dam >= 0))
+            key = np.lexsort((self.dam[both], self.sire[both], self.depth[both]))
+            members = both[key].astype(np.int64)
+            s, dpt = self.sire[members], self.depth[members]
+            new_group = np.r_[len(members) > 0, (s[1:] != s[:-1]) | (dpt[1:] != dpt[:-1])]
+            new_group = new_group[:len(members)]
+            group_start = np.r_[np.flatnonzero(new_group), len(members)].astype(np.int64)
+            F = loops.inbreeding_by_sire_families(
+                np.ascontiguousarray(self.sire, np.int64), np.ascontiguousarray(self.dam, np.int64),
+                group_start, members)
+            F.setflags(write=False)
+            self._F = F
+        return self._F
+
+    def A(self) -> np.ndarray:
+        """The numerator relationship matrix, dense, by the tabular method (``ids`` order).
+
+        For teaching and small pedigrees: it refuses more than ``DENSE_A_MAX`` animals.
+        """
+        if len(self) > DENSE_A_MAX:
+            raise InputError(
+                f"A of {len(self)} animals would take {len(self) ** 2 * 8 / 2**30:.1f} GiB; it is "
+                f"formed only up to {DENSE_A_MAX} animals. The animal model needs A^-1, which is "
+                "sparse: use Pedigree.A_inverse() (and Pedigree.inbreeding() for diag(A) = 1 + F)."
+            )
+        return loops.dense_a(np.ascontiguousarray(self.sire, np.int64),
+                             np.ascontiguousarray(self.dam, np.int64))
+
+    def mendelian_variance(self) -> np.ndarray:
+        """d_i = Var(Mendelian sampling of i) / sigma2_a: 1, 3/4 - F_p/4 or 1/2 - (F_s + F_d)/4."""
+        F = self.inbreeding()
+        Fs = np.where(self.sire >= 0, F[np.maximum(self.sire, 0)], -1.0)
+        Fd = np.where(self.dam >= 0, F[np.maximum(self.dam, 0)], -1.0)
+        return 0.5 - 0.25 * (Fs + Fd)
+
+    def A_inverse(self) -> sp.csc_array:
+        """A^-1 by Henderson's rules with inbreeding (Quaas 1976), sparse CSC (``ids`` order).
+
+        Each animal i with Mendelian-sampling weight alpha_i = 1 / d_i adds alpha_i at (i, i),
+        -alpha_i / 2 between i and each known parent, and alpha_i / 4 between every pair of its
+        known parents (chapter 3, eq-ainv-rules).
+        """
+        n = len(self)
+        alpha = 1.0 / self.mendelian_variance()
+        i = np.arange(n)
+        rows, cols, vals = [i], [i], [alpha]
+        for parent in (self.sire, self.dam):
+            known = parent >= 0
+            ik, pk, ak = i[known], parent[known], alpha[known]
+            rows += [ik, pk]
+            cols += [pk, ik]
+            vals += [-0.5 * ak, -0.5 * ak]
+        for p1 in (self.sire, self.dam):
+            for p2 in (self.sire, self.dam):
+                known = (p1 >= 0) & (p2 >= 0)
+                rows.append(p1[known])
+                cols.append(p2[known])
+                vals.append(0.25 * alpha[known])
+        return sp.csc_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                            shape=(n, n))
+
+
+# ---- checks ----------------------------------------------------------------------------------
+
+def _as_series(name: str, values: ArrayLike) -> pd.Series:
+    """IDs as an object Series with None for missing; whole floats (from a column with NaN) become
+    integers, so that sire 1.0 and animal 1 are the same ID."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    s = s.reset_index(drop=True)
+    if s.dtype.kind == "f":
+        finite = s.dropna()
+        if len(finite) and (finite == np.round(finite)).all():
+            s = s.astype("Int64")
+    s = s.astype(object)
+    return s.where(s.notna(), None)
+
+
+def _unknown_mask(missing: Iterable[Any] | None):
+    """A function telling, for a Series, which values mean 'unknown parent'."""
+    values = list(DEFAULT_MISSING if missing is None else missing)
+    hashable = [v for v in values if v is not None]
+
+    def mask(s: pd.Series) -> np.ndarray:
+        out = s.isin(hashable).to_numpy().copy() if hashable else np.zeros(len(s), bool)
+        if missing is None or any(v is None for v in values) or any(
+                isinstance(v, float) and np.isnan(v) for v in values):
+            out |= pd.isna(s).to_numpy()
+        return out
+
+    return mask
+
+
+def _merge_repeats(table: pd.DataFrame) -> pd.DataFrame:
+    repeated = table["animal"].duplicated(keep=False)
+    if not repeated.any():
+        return table
+    rows = table[repeated].astype(str)
+    conflicting = rows.groupby("animal")[["sire", "dam"]].nunique()
+    conflicting = conflicting[(conflicting > 1).any(axis=1)]
+    if len(conflicting):
+        bad = conflicting.index[0]
+        pairs = table[table["animal"].astype(str) == bad][["sire", "dam"]]
+        listed = "; ".join(f"sire {s!r}, dam {d!r}" for s, d in pairs.itertuples(index=False))
+        raise DuplicateIdError(
+            f"animal {bad!r} is listed with different parents ({listed}); an animal has one sire "
+            f"and one dam. Correct the pedigree ({len(conflicting)} animal(s) affected)."
+        )
+    return table.drop_duplicates("animal").reset_index(drop=True)
+
+
+def _check_roles(table: pd.DataFrame, allow_selfing: bool) -> None:
+    a, s, d = (table[c].astype(object) for c in ("animal", "sire", "dam"))
+    own = (a == s) | (a == d)
+    if own.any():
+        bad = a[own].iloc[0]
+        raise PedigreeError(f"animal {bad!r} is listed as its own parent. Correct its sire or dam.")
+    if allow_selfing:
+        return
+    selfed = s.notna() & (s == d)
+    if selfed.any():
+        raise PedigreeError(
+            f"animal {a[selfed].iloc[0]!r} has the same sire and dam ({s[selfed].iloc[0]!r}). "
+            "That is selfing: pass allow_selfing=True for plants, else correct the parents."
+        )
+    both = pd.Index(s.dropna().unique()).intersection(pd.Index(d.dropna().unique()))
+    if len(both):
+        raise PedigreeError(
+            f"{format_ids(both)} {'is' if len(both) == 1 else 'are'} used both as a sire and as a "
+            "dam. In animals that is an error in the data; for plants (a parent used as seed and "
+            "as pollen parent) pass allow_selfing=True."
+        )
+
+
+def _describe_loop(ids: pd.Index, sire: np.ndarray, dam: np.ndarray, placed: np.ndarray) -> str:
+    """Find one loop among the animals that could not be ordered, and print it."""
+    stuck = np.ones(len(ids), bool)
+    stuck[placed] = False
+    start = int(np.flatnonzero(stuck)[0])
+    path, seen = [start], {start: 0}
+    j = start
+    while True:
+        nxt = next(p for p in (sire[j], dam[j]) if p >= 0 and stuck[p])
+        if nxt in seen:
+            loop = path[seen[nxt]:] + [nxt]
+            break
+        seen[nxt] = len(path)
+        path.append(nxt)
+        j = nxt
+    chain = " -> ".join(repr(ids[k]) for k in loop)
+    return (f"the pedigree has a loop: an animal is its own ancestor ({chain}, each followed by a "
+            "parent). Correct the parents of one of these animals.")
