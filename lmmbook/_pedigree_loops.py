@@ -73,7 +73,7 @@ def dense_a(sire, dam):
 
 
 @njit(cache=True)
-def inbreeding_by_sire_families(sire, dam, group_start, members):
+def inbreeding_by_sire_families(sire, dam, depth, group_start, members):
     """Inbreeding coefficients by the indirect method of Colleau (2002), in sire families
     (Sargolzaei, Iwaisaki & Colleau 2005).
 
@@ -82,7 +82,9 @@ def inbreeding_by_sire_families(sire, dam, group_start, members):
     F = a_sd / 2 = v[d] / 2: one column serves the whole family of s. ``members`` lists the
     animals with both parents known, grouped so that a group shares its sire and every group comes
     after the groups of all its members' ancestors; ``group_start`` delimits the groups.
-    D of an animal is set as soon as its parents' F are known.
+    D of an animal is set as soon as its parents' F are known. The ancestors of a family are put
+    in order by a counting sort on depth (a parent is always shallower than its child), which
+    keeps each family's cost linear in its number of ancestors.
     """
     n = len(sire)
     F = np.zeros(n)
@@ -94,6 +96,9 @@ def inbreeding_by_sire_families(sire, dam, group_start, members):
     # an animal can be pushed once per child before it is visited: 3n bounds the stack
     stack = np.empty(3 * n + 1, np.int64)
     anc = np.empty(n, np.int64)
+    ancestors = np.empty(n, np.int64)
+    max_depth = depth.max() if n else 0
+    counts = np.zeros(max_depth + 2, np.int64)
     for g in range(len(group_start) - 1):
         first, last = group_start[g], group_start[g + 1]
         s = sire[members[first]]
@@ -119,8 +124,23 @@ def inbreeding_by_sire_families(sire, dam, group_start, members):
             if dam[j] >= 0 and stamp[dam[j]] != g:
                 stack[top] = dam[j]
                 top += 1
-        ancestors = np.sort(anc[:n_anc])
-        for j in ancestors:
+        # counting sort of the ancestors by depth
+        top_depth = 0
+        for k in range(n_anc):
+            dk = depth[anc[k]]
+            counts[dk + 1] += 1
+            if dk > top_depth:
+                top_depth = dk
+        for k in range(1, top_depth + 2):
+            counts[k] += counts[k - 1]
+        for k in range(n_anc):
+            dk = depth[anc[k]]
+            ancestors[counts[dk]] = anc[k]
+            counts[dk] += 1
+        for k in range(top_depth + 2):
+            counts[k] = 0
+        for k in range(n_anc):
+            j = ancestors[k]
             w[j] = 0.0
             if not done_D[j]:
                 fs = F[sire[j]] if sire[j] >= 0 else -1.0
@@ -128,14 +148,14 @@ def inbreeding_by_sire_families(sire, dam, group_start, members):
                 D[j] = 0.5 - 0.25 * (fs + fd)
                 done_D[j] = True
         w[s] = 1.0
-        for k in range(n_anc - 1, -1, -1):  # w = T' e_s: young to old
+        for k in range(n_anc - 1, -1, -1):  # w = T' e_s: deep to shallow
             j = ancestors[k]
             if w[j] != 0.0:
                 if sire[j] >= 0:
                     w[sire[j]] += 0.5 * w[j]
                 if dam[j] >= 0:
                     w[dam[j]] += 0.5 * w[j]
-        for k in range(n_anc):  # v = T D w: old to young
+        for k in range(n_anc):  # v = T D w: shallow to deep
             j = ancestors[k]
             vj = D[j] * w[j]
             if sire[j] >= 0:
@@ -147,3 +167,36 @@ def inbreeding_by_sire_families(sire, dam, group_start, members):
             i = members[k]
             F[i] = 0.5 * v[dam[i]]
     return F
+
+
+@njit(cache=True)
+def a_inverse_triplets(sire, dam, alpha):
+    """Henderson's rules as (row, column, value) triplets, up to 9 per animal (chapter 3)."""
+    n = len(sire)
+    size = 0
+    for i in range(n):
+        k = 1 + (sire[i] >= 0) + (dam[i] >= 0)
+        size += k * k
+    rows = np.empty(size, np.int64)
+    cols = np.empty(size, np.int64)
+    vals = np.empty(size)
+    who = np.empty(3, np.int64)
+    weight = np.empty(3)
+    t = 0
+    for i in range(n):
+        m = 0
+        who[m], weight[m] = i, 1.0
+        m += 1
+        if sire[i] >= 0:
+            who[m], weight[m] = sire[i], -0.5
+            m += 1
+        if dam[i] >= 0:
+            who[m], weight[m] = dam[i], -0.5
+            m += 1
+        for a in range(m):
+            for b in range(m):
+                rows[t] = who[a]
+                cols[t] = who[b]
+                vals[t] = alpha[i] * weight[a] * weight[b]
+                t += 1
+    return rows, cols, vals

@@ -78,34 +78,13 @@ class Pedigree:
 
     def __init__(self, animal: ArrayLike, sire: ArrayLike, dam: ArrayLike, *,
                  missing: Iterable[Any] | None = None, allow_selfing: bool = False) -> None:
-        animal, sire, dam = (_as_series(name, v) for name, v in
-                             (("animal", animal), ("sire", sire), ("dam", dam)))
-        if not len(animal) == len(sire) == len(dam):
-            raise InputError(
-                f"animal, sire and dam must have the same length, got {len(animal)}, {len(sire)} "
-                f"and {len(dam)}."
-            )
-        unknown = _unknown_mask(missing)
-        if unknown(animal).any():
-            row = int(np.flatnonzero(unknown(animal))[0])
-            raise InputError(f"animal at row {row} is missing or reads as 'unknown'; every row "
-                             "needs an animal ID (an ID 0 needs missing=...).")
-        sire = sire.where(~unknown(sire), None)
-        dam = dam.where(~unknown(dam), None)
-        table = _merge_repeats(pd.DataFrame({"animal": animal, "sire": sire, "dam": dam}))
         self.allow_selfing = bool(allow_selfing)
-        _check_roles(table, self.allow_selfing)
-
-        # founders that appear only as parents come first, in order of appearance
-        parents = pd.unique(pd.concat([table["sire"], table["dam"]]).dropna())
-        extra = pd.Index(parents).difference(pd.Index(table["animal"]), sort=False)
-        no_parent = np.full(len(extra), None, dtype=object)
-        all_ids = pd.Index(np.concatenate([np.asarray(extra, dtype=object),
-                                           table["animal"].to_numpy(dtype=object)]))
-        # None (unknown) is not an ID, so it maps to -1
-        s_idx = all_ids.get_indexer(np.concatenate([no_parent, table["sire"].to_numpy(object)]))
-        d_idx = all_ids.get_indexer(np.concatenate([no_parent, table["dam"].to_numpy(object)]))
-        s_idx, d_idx = s_idx.astype(np.int64), d_idx.astype(np.int64)
+        fast = _integer_index(animal, sire, dam, missing, self.allow_selfing)
+        if fast is not None:
+            all_ids, s_idx, d_idx = fast
+        else:
+            all_ids, s_idx, d_idx = _general_index(animal, sire, dam, missing,
+                                                   self.allow_selfing)
 
         order, depth, n_done = loops.topological_order(s_idx, d_idx)
         if n_done < len(all_ids):
@@ -178,7 +157,7 @@ class Pedigree:
             group_start = np.r_[np.flatnonzero(new_group), len(members)].astype(np.int64)
             F = loops.inbreeding_by_sire_families(
                 np.ascontiguousarray(self.sire, np.int64), np.ascontiguousarray(self.dam, np.int64),
-                group_start, members)
+                np.ascontiguousarray(self.depth, np.int64), group_start, members)
             F.setflags(write=False)
             self._F = F
         return self._F
@@ -212,28 +191,95 @@ class Pedigree:
         known parents (chapter 3, eq-ainv-rules).
         """
         n = len(self)
-        alpha = 1.0 / self.mendelian_variance()
-        i = np.arange(n)
-        rows, cols, vals = [i], [i], [alpha]
-        for parent in (self.sire, self.dam):
-            known = parent >= 0
-            ik, pk, ak = i[known], parent[known], alpha[known]
-            rows += [ik, pk]
-            cols += [pk, ik]
-            vals += [-0.5 * ak, -0.5 * ak]
-        for p1 in (self.sire, self.dam):
-            for p2 in (self.sire, self.dam):
-                known = (p1 >= 0) & (p2 >= 0)
-                rows.append(p1[known])
-                cols.append(p2[known])
-                vals.append(0.25 * alpha[known])
-        return sp.csc_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                            shape=(n, n))
+        rows, cols, vals = loops.a_inverse_triplets(
+            np.ascontiguousarray(self.sire, np.int64), np.ascontiguousarray(self.dam, np.int64),
+            1.0 / self.mendelian_variance())
+        return sp.csc_array((vals, (rows, cols)), shape=(n, n))
+
+
+def _general_index(animal, sire, dam, missing, allow_selfing):
+    """IDs of any type: (all IDs, sire rows, dam rows), founders that appear only as parents
+    first, unknown parents as -1."""
+    animal, sire, dam = (_as_series(v) for v in (animal, sire, dam))
+    _same_lengths(animal, sire, dam)
+    unknown = _unknown_mask(missing)
+    if unknown(animal).any():
+        row = int(np.flatnonzero(unknown(animal))[0])
+        raise InputError(f"animal at row {row} is missing or reads as 'unknown'; every row "
+                         "needs an animal ID (an ID 0 needs missing=...).")
+    sire = sire.where(~unknown(sire), None)
+    dam = dam.where(~unknown(dam), None)
+    table = _merge_repeats(pd.DataFrame({"animal": animal, "sire": sire, "dam": dam}))
+    _check_roles(table, allow_selfing)
+    # founders that appear only as parents come first, in order of appearance
+    parents = pd.unique(pd.concat([table["sire"], table["dam"]]).dropna())
+    extra = pd.Index(parents).difference(pd.Index(table["animal"]), sort=False)
+    no_parent = np.full(len(extra), None, dtype=object)
+    all_ids = pd.Index(np.concatenate([np.asarray(extra, dtype=object),
+                                       table["animal"].to_numpy(dtype=object)]))
+    # None (unknown) is not an ID, so it maps to -1
+    s_idx = all_ids.get_indexer(np.concatenate([no_parent, table["sire"].to_numpy(object)]))
+    d_idx = all_ids.get_indexer(np.concatenate([no_parent, table["dam"].to_numpy(object)]))
+    return all_ids, s_idx.astype(np.int64), d_idx.astype(np.int64)
+
+
+def _integer_index(animal, sire, dam, missing, allow_selfing):
+    """The same for integer IDs, with numpy alone (a million animals in a fraction of a second).
+    Returns None when the general path is needed (other types, repeated rows)."""
+    arrays = [np.asarray(v) for v in (animal, sire, dam)]
+    missing_values = [0] if missing is None else list(missing)
+    if not all(a.dtype.kind in "iu" for a in arrays) or not all(
+            isinstance(m, (int, np.integer)) for m in missing_values):
+        return None
+    animal, sire, dam = (a.astype(np.int64) for a in arrays)
+    _same_lengths(animal, sire, dam)
+    ids = pd.Index(animal)
+    if ids.has_duplicates:
+        return None  # identical repeats are merged, conflicting ones reported: general path
+    gone = np.asarray(missing_values, dtype=np.int64)
+    if np.isin(animal, gone).any():
+        row = int(np.flatnonzero(np.isin(animal, gone))[0])
+        raise InputError(f"animal at row {row} reads as 'unknown' ({animal[row]}); every row "
+                         "needs an animal ID (an ID 0 needs missing=...).")
+    s_known, d_known = ~np.isin(sire, gone), ~np.isin(dam, gone)
+    own = (s_known & (sire == animal)) | (d_known & (dam == animal))
+    if own.any():
+        raise PedigreeError(f"animal {int(animal[own][0])!r} is listed as its own parent. "
+                            "Correct its sire or dam.")
+    if not allow_selfing:
+        selfed = s_known & d_known & (sire == dam)
+        if selfed.any():
+            i = int(np.flatnonzero(selfed)[0])
+            raise PedigreeError(
+                f"animal {int(animal[i])!r} has the same sire and dam ({int(sire[i])!r}). That is "
+                "selfing: pass allow_selfing=True for plants, else correct the parents.")
+        both = np.intersect1d(sire[s_known], dam[d_known])
+        if len(both):
+            raise PedigreeError(
+                f"{format_ids(both)} {'is' if len(both) == 1 else 'are'} used both as a sire and "
+                "as a dam. In animals that is an error in the data; for plants (a parent used as "
+                "seed and as pollen parent) pass allow_selfing=True.")
+    parents = pd.unique(np.concatenate([sire[s_known], dam[d_known]]))
+    extra = parents[ids.get_indexer(parents) < 0]
+    all_ids = pd.Index(np.concatenate([extra, animal]))
+    s_idx = np.where(np.r_[np.zeros(len(extra), bool), s_known],
+                     all_ids.get_indexer(np.r_[extra, sire]), -1)
+    d_idx = np.where(np.r_[np.zeros(len(extra), bool), d_known],
+                     all_ids.get_indexer(np.r_[extra, dam]), -1)
+    return all_ids, s_idx.astype(np.int64), d_idx.astype(np.int64)
+
+
+def _same_lengths(animal, sire, dam) -> None:
+    if not len(animal) == len(sire) == len(dam):
+        raise InputError(
+            f"animal, sire and dam must have the same length, got {len(animal)}, {len(sire)} "
+            f"and {len(dam)}."
+        )
 
 
 # ---- checks ----------------------------------------------------------------------------------
 
-def _as_series(name: str, values: ArrayLike) -> pd.Series:
+def _as_series(values: ArrayLike) -> pd.Series:
     """IDs as an object Series with None for missing; whole floats (from a column with NaN) become
     integers, so that sire 1.0 and animal 1 are the same ID."""
     s = values if isinstance(values, pd.Series) else pd.Series(values)

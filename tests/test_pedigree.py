@@ -209,3 +209,16 @@ def test_dense_a_refused_for_large_pedigrees(monkeypatch):
     monkeypatch.setattr(lmmbook.pedigree, "DENSE_A_MAX", 2)
     with pytest.raises(InputError, match=r"A_inverse\(\)"):
         lmmbook.Pedigree([1, 2, 3], [0, 0, 1], [0, 0, 2]).A()
+
+
+@settings(max_examples=20)
+@given(pedigrees)
+def test_integer_ids_and_general_ids_give_the_same_pedigree(df):
+    """Integer IDs take a numpy-only path; the same pedigree with string IDs takes the general
+    one. Both must agree."""
+    fast = lmmbook.Pedigree.from_frame(df)
+    as_text = df.astype(str).replace("0", "")
+    general = lmmbook.Pedigree.from_frame(as_text)
+    assert [str(i) for i in fast.ids] == general.ids.tolist()
+    np.testing.assert_array_equal(fast.sire, general.sire)
+    np.testing.assert_array_equal(fast.dam, general.dam)
