@@ -7,7 +7,7 @@ fast. Compilation is cached in ``__pycache__``.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True)
@@ -73,99 +73,110 @@ def dense_a(sire, dam):
 
 
 @njit(cache=True)
-def inbreeding_by_sire_families(sire, dam, depth, group_start, members):
+def _family(first, last, g, members, sire, dam, depth, D, F, stamp, stack, anc, ancestors,
+            counts, w, v):
+    """F of the members of one sire family from one column of A (see below)."""
+    s = sire[members[first]]
+    # ancestors of the sire and of every dam in the family (each animal is its own ancestor)
+    n_anc = 0
+    top = 0
+    stack[top] = s
+    top += 1
+    for k in range(first, last):
+        stack[top] = dam[members[k]]
+        top += 1
+    while top > 0:
+        top -= 1
+        j = stack[top]
+        if stamp[j] == g:
+            continue
+        stamp[j] = g
+        anc[n_anc] = j
+        n_anc += 1
+        if sire[j] >= 0 and stamp[sire[j]] != g:
+            stack[top] = sire[j]
+            top += 1
+        if dam[j] >= 0 and stamp[dam[j]] != g:
+            stack[top] = dam[j]
+            top += 1
+    # counting sort of the ancestors by depth: parents before offspring
+    top_depth = 0
+    for k in range(n_anc):
+        dk = depth[anc[k]]
+        counts[dk + 1] += 1
+        if dk > top_depth:
+            top_depth = dk
+    for k in range(1, top_depth + 2):
+        counts[k] += counts[k - 1]
+    for k in range(n_anc):
+        dk = depth[anc[k]]
+        ancestors[counts[dk]] = anc[k]
+        counts[dk] += 1
+    for k in range(top_depth + 2):
+        counts[k] = 0
+    for k in range(n_anc):
+        w[ancestors[k]] = 0.0
+    w[s] = 1.0
+    for k in range(n_anc - 1, -1, -1):  # w = T' e_s: deep to shallow
+        j = ancestors[k]
+        if w[j] != 0.0:
+            if sire[j] >= 0:
+                w[sire[j]] += 0.5 * w[j]
+            if dam[j] >= 0:
+                w[dam[j]] += 0.5 * w[j]
+    for k in range(n_anc):  # v = T D w: shallow to deep
+        j = ancestors[k]
+        vj = D[j] * w[j]
+        if sire[j] >= 0:
+            vj += 0.5 * v[sire[j]]
+        if dam[j] >= 0:
+            vj += 0.5 * v[dam[j]]
+        v[j] = vj
+    for k in range(first, last):
+        i = members[k]
+        F[i] = 0.5 * v[dam[i]]
+
+
+@njit(parallel=True, cache=True)
+def inbreeding_by_sire_families(sire, dam, depth, group_start, members, level_group_start,
+                                by_depth, level_animal_start, threads):
     """Inbreeding coefficients by the indirect method of Colleau (2002), in sire families
     (Sargolzaei, Iwaisaki & Colleau 2005).
 
     A = T D T', so a column A e_s is two passes over the ancestors of s: w = T' e_s (from the young
     to the old), then v = T D w (from the old to the young). For the offspring of sire s and dam d,
     F = a_sd / 2 = v[d] / 2: one column serves the whole family of s. ``members`` lists the
-    animals with both parents known, grouped so that a group shares its sire and every group comes
-    after the groups of all its members' ancestors; ``group_start`` delimits the groups.
-    D of an animal is set as soon as its parents' F are known. The ancestors of a family are put
-    in order by a counting sort on depth (a parent is always shallower than its child), which
-    keeps each family's cost linear in its number of ancestors.
+    animals with both parents known, grouped by (depth, sire); ``group_start`` delimits the
+    families and ``level_group_start`` the families of each depth. Families of one depth depend
+    only on shallower animals, so they run in parallel, each thread with its own work arrays.
+    Before the families of depth L, D is set for the animals of depth L - 1 (``by_depth`` lists
+    the animals by depth, ``level_animal_start`` delimits them). The ancestors of a family are put
+    in order by a counting sort on depth (a parent is always shallower than its child).
     """
     n = len(sire)
     F = np.zeros(n)
-    D = np.ones(n)  # 1 for founders; set for the others before they are needed
-    done_D = np.zeros(n, np.bool_)
-    stamp = np.full(n, -1, np.int64)
-    w = np.zeros(n)
-    v = np.zeros(n)
-    # an animal can be pushed once per child before it is visited: 3n bounds the stack
-    stack = np.empty(3 * n + 1, np.int64)
-    anc = np.empty(n, np.int64)
-    ancestors = np.empty(n, np.int64)
+    D = np.ones(n)
     max_depth = depth.max() if n else 0
-    counts = np.zeros(max_depth + 2, np.int64)
-    for g in range(len(group_start) - 1):
-        first, last = group_start[g], group_start[g + 1]
-        s = sire[members[first]]
-        # ancestors of the sire and of every dam in the family (each animal is its own ancestor)
-        n_anc = 0
-        top = 0
-        stack[top] = s
-        top += 1
-        for k in range(first, last):
-            stack[top] = dam[members[k]]
-            top += 1
-        while top > 0:
-            top -= 1
-            j = stack[top]
-            if stamp[j] == g:
-                continue
-            stamp[j] = g
-            anc[n_anc] = j
-            n_anc += 1
-            if sire[j] >= 0 and stamp[sire[j]] != g:
-                stack[top] = sire[j]
-                top += 1
-            if dam[j] >= 0 and stamp[dam[j]] != g:
-                stack[top] = dam[j]
-                top += 1
-        # counting sort of the ancestors by depth
-        top_depth = 0
-        for k in range(n_anc):
-            dk = depth[anc[k]]
-            counts[dk + 1] += 1
-            if dk > top_depth:
-                top_depth = dk
-        for k in range(1, top_depth + 2):
-            counts[k] += counts[k - 1]
-        for k in range(n_anc):
-            dk = depth[anc[k]]
-            ancestors[counts[dk]] = anc[k]
-            counts[dk] += 1
-        for k in range(top_depth + 2):
-            counts[k] = 0
-        for k in range(n_anc):
-            j = ancestors[k]
-            w[j] = 0.0
-            if not done_D[j]:
-                fs = F[sire[j]] if sire[j] >= 0 else -1.0
-                fd = F[dam[j]] if dam[j] >= 0 else -1.0
-                D[j] = 0.5 - 0.25 * (fs + fd)
-                done_D[j] = True
-        w[s] = 1.0
-        for k in range(n_anc - 1, -1, -1):  # w = T' e_s: deep to shallow
-            j = ancestors[k]
-            if w[j] != 0.0:
-                if sire[j] >= 0:
-                    w[sire[j]] += 0.5 * w[j]
-                if dam[j] >= 0:
-                    w[dam[j]] += 0.5 * w[j]
-        for k in range(n_anc):  # v = T D w: shallow to deep
-            j = ancestors[k]
-            vj = D[j] * w[j]
-            if sire[j] >= 0:
-                vj += 0.5 * v[sire[j]]
-            if dam[j] >= 0:
-                vj += 0.5 * v[dam[j]]
-            v[j] = vj
-        for k in range(first, last):
-            i = members[k]
-            F[i] = 0.5 * v[dam[i]]
+    # int32 work arrays (IDs fit): half the memory traffic of int64 on the ancestor walks
+    stamp = np.full((threads, n), -1, np.int32)
+    # an animal can be pushed once per child before it is visited: 3n bounds the stack
+    stack = np.empty((threads, 3 * n + 1), np.int32)
+    anc = np.empty((threads, n), np.int32)
+    ancestors = np.empty((threads, n), np.int32)
+    counts = np.zeros((threads, max_depth + 2), np.int64)
+    w = np.zeros((threads, n))
+    v = np.zeros((threads, n))
+    for level in range(1, max_depth + 1):
+        for k in range(level_animal_start[level - 1], level_animal_start[level]):
+            j = by_depth[k]
+            fs = F[sire[j]] if sire[j] >= 0 else -1.0
+            fd = F[dam[j]] if dam[j] >= 0 else -1.0
+            D[j] = 0.5 - 0.25 * (fs + fd)
+        g0, g1 = level_group_start[level], level_group_start[level + 1]
+        for t in prange(threads):
+            for g in range(g0 + t, g1, threads):
+                _family(group_start[g], group_start[g + 1], g, members, sire, dam, depth, D, F,
+                        stamp[t], stack[t], anc[t], ancestors[t], counts[t], w[t], v[t])
     return F
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -90,7 +91,7 @@ class Pedigree:
         if n_done < len(all_ids):
             raise PedigreeError(_describe_loop(all_ids, s_idx, d_idx, order[:n_done]))
         # stable: by depth, then input order
-        order = np.lexsort((np.arange(len(all_ids)), depth))
+        order = np.argsort(depth, kind="stable")
         position = np.empty_like(order)
         position[order] = np.arange(len(order))
         self.ids = np.asarray(all_ids[order], dtype=object if all_ids.dtype == object else None)
@@ -148,16 +149,24 @@ class Pedigree:
         each sire family, computed over the ancestors only.
         """
         if self._F is None:
-            both = np.flatnonzero((self.sire >= 0) & (self.dam >= 0))
-            key = np.lexsort((self.dam[both], self.sire[both], self.depth[both]))
-            members = both[key].astype(np.int64)
-            s, dpt = self.sire[members], self.depth[members]
-            new_group = np.r_[len(members) > 0, (s[1:] != s[:-1]) | (dpt[1:] != dpt[:-1])]
-            new_group = new_group[:len(members)]
-            group_start = np.r_[np.flatnonzero(new_group), len(members)].astype(np.int64)
+            sire = np.ascontiguousarray(self.sire, np.int64)
+            dam = np.ascontiguousarray(self.dam, np.int64)
+            depth = np.ascontiguousarray(self.depth, np.int64)
+            both = np.flatnonzero((sire >= 0) & (dam >= 0))
+            members = both[np.lexsort((dam[both], sire[both], depth[both]))].astype(np.int64)
+            s, dpt = sire[members], depth[members]
+            new_family = np.ones(len(members), bool)
+            new_family[1:] = (s[1:] != s[:-1]) | (dpt[1:] != dpt[:-1])
+            group_start = np.r_[np.flatnonzero(new_family), len(members)].astype(np.int64)
+            levels = np.arange(int(depth.max(initial=0)) + 2)
+            level_group_start = np.searchsorted(dpt[group_start[:-1]], levels).astype(np.int64)
+            by_depth = np.argsort(depth, kind="stable").astype(np.int64)
+            level_animal_start = np.searchsorted(depth[by_depth], levels).astype(np.int64)
+            small = np.int32  # the walks over ancestors are bound by memory traffic
             F = loops.inbreeding_by_sire_families(
-                np.ascontiguousarray(self.sire, np.int64), np.ascontiguousarray(self.dam, np.int64),
-                np.ascontiguousarray(self.depth, np.int64), group_start, members)
+                sire.astype(small), dam.astype(small), depth.astype(small), group_start,
+                members.astype(small), level_group_start, by_depth, level_animal_start,
+                numba.get_num_threads())
             F.setflags(write=False)
             self._F = F
         return self._F
