@@ -105,7 +105,9 @@ def test_three_methods_agree(problem):
     spectral = lmmbook.reml(y, X, Z, K, method="spectral")
     assume(spectral.boundary is None)  # boundaries: compared absolutely in their own test
     for method in ("ai", "em"):
-        other = lmmbook.reml(y, X, Z, K, method=method, tol=1e-12)
+        # the default tol (1e-10 of the total variance) is as far as EM's updates go reliably in
+        # floating point; the agreement asked for is 1e-6
+        other = lmmbook.reml(y, X, Z, K, method=method)
         assert other.converged
         assert other.sigma2_u == pytest.approx(spectral.sigma2_u, rel=1e-6)
         assert other.sigma2_e == pytest.approx(spectral.sigma2_e, rel=1e-6)
