@@ -18,16 +18,25 @@ from .errors import (
     UnknownIdError,
     VarianceError,
 )
+from .genomic import GBLUPResult, gblup, genomic_relationship
+from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
 from .pedigree import Pedigree
 from .reml import REMLResult, reml
-from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
+from .simulate import (
+    Population,
+    VarietyTrial,
+    simulate_pedigree,
+    simulate_population,
+    simulate_variety_trial,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceError",
     "DuplicateIdError",
+    "GBLUPResult",
     "Incidence",
     "InputError",
     "LmmbookError",
@@ -35,6 +44,7 @@ __all__ = [
     "NonFiniteError",
     "NotPositiveDefiniteError",
     "Pedigree",
+    "Population",
     "PedigreeError",
     "RankDeficientError",
     "REMLResult",
@@ -42,9 +52,14 @@ __all__ = [
     "UnknownIdError",
     "VarianceError",
     "VarietyTrial",
+    "allele_frequencies",
+    "filter_markers",
+    "gblup",
+    "genomic_relationship",
     "incidence",
     "reml",
     "simulate_pedigree",
+    "simulate_population",
     "simulate_variety_trial",
     "solve_mme",
 ]

@@ -58,11 +58,17 @@ class Rotated:
         return self.Xt.shape[1]
 
 
-def rotate_eigh(y: np.ndarray, X: np.ndarray, H: np.ndarray) -> Rotated:
-    """Eigendecompose H (n x n, symmetric; overwritten) and rotate y and X."""
+def rotate_eigh(y: np.ndarray, X: np.ndarray, H: np.ndarray, clip: bool = True) -> Rotated:
+    """Eigendecompose H (n x n, symmetric; overwritten) and rotate y and X.
+
+    With ``clip`` (H known to be PSD), eigenvalues below zero are round-off and set to 0;
+    without it they are kept, and the likelihood is -inf wherever V would not be positive
+    definite.
+    """
     lam, U = la.eigh(H, overwrite_a=True, check_finite=False, driver="evd")
     smallest = float(lam[0]) if len(lam) else 0.0
-    np.maximum(lam, 0.0, out=lam)  # round-off below zero on a PSD matrix
+    if clip:
+        np.maximum(lam, 0.0, out=lam)
     p = X.shape[1]
     return Rotated(lam=lam, min_eigenvalue=smallest, yt=U.T @ y, Xt=U.T @ X, U=U, n0=0,
                    yy0=0.0, Xy0=np.zeros(p), XX0=np.zeros((p, p)), y=y, X=X)
@@ -206,6 +212,31 @@ def fit(rot: Rotated) -> SpectralFit:
     boundary = "sigma2_u = 0" if tau == 0.0 else ("sigma2_e = 0" if tau == 1.0 else None)
     return SpectralFit(sigma2_u=tau * s2, sigma2_e=(1.0 - tau) * s2, tau=tau, loglik=float(loglik),
                        b=st.b, n_eval=n_eval, boundary=boundary)
+
+
+def gls_at(rot: Rotated, sigma2_u: float, sigma2_e: float) -> tuple[np.ndarray, float]:
+    """The GLS b and the REML log-likelihood (lme4's convention) at given variances."""
+    v = sigma2_u * rot.lam + sigma2_e
+    if np.any(v <= 0) or (rot.n0 and sigma2_e <= 0):
+        raise ValueError("V is not positive definite at these variances")
+    M = (rot.Xt / v[:, None]).T @ rot.Xt
+    c = rot.Xt.T @ (rot.yt / v)
+    if rot.n0:
+        M, c = M + rot.XX0 / sigma2_e, c + rot.Xy0 / sigma2_e
+    if rot.p:
+        chol = la.cho_factor(M, lower=True, check_finite=False)
+        b = la.cho_solve(chol, c, check_finite=False)
+        logdet_M = 2.0 * float(np.sum(np.log(np.diag(chol[0]))))
+    else:
+        b, logdet_M = np.zeros(0), 0.0
+    rt = rot.yt - rot.Xt @ b
+    Q = float(np.sum(rt**2 / v))
+    logdet_V = float(np.sum(np.log(v)))
+    if rot.n0:
+        Q += (rot.yy0 - 2.0 * rot.Xy0 @ b + b @ rot.XX0 @ b) / sigma2_e
+        logdet_V += rot.n0 * np.log(sigma2_e)
+    dof = rot.n - rot.p
+    return b, -0.5 * (dof * LOG_2PI + logdet_V + logdet_M + Q)
 
 
 def v_inverse_residual(rot: Rotated, sigma2_u: float, sigma2_e: float, b: np.ndarray) -> np.ndarray:

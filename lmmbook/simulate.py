@@ -7,6 +7,7 @@ seed gives the same data on any machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,8 @@ from . import _checks
 from .errors import InputError
 from .pedigree import Pedigree
 
-__all__ = ["VarietyTrial", "simulate_pedigree", "simulate_variety_trial"]
+__all__ = ["Population", "VarietyTrial", "simulate_pedigree", "simulate_population",
+           "simulate_variety_trial"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,3 +235,209 @@ def simulate_pedigree(
         "animal": np.arange(1, total + 1), "sire": sire, "dam": dam,
         "sex": np.where(sex == 0, "M", "F"), "generation": generation, "tbv": tbv,
     })
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """A simulated genotyped population with its pedigree, true breeding values and phenotypes.
+
+    Attributes
+    ----------
+    pedigree : pandas.DataFrame
+        ``animal``, ``sire``, ``dam`` (0 = unknown), ``sex``, ``generation`` (one row per animal).
+    ids : (n,) ndarray of int
+        Animal IDs, the rows of ``genotypes``.
+    genotypes : (n, m) ndarray
+        Counts 0/1/2 (float), NaN for a missing call.
+    snp_map : pandas.DataFrame
+        ``snp`` (name), ``chromosome``, ``position_cM`` and ``qtl`` (bool), one row per locus.
+    qtl_effects : pandas.Series
+        Allele-substitution effect of each QTL, indexed by SNP name.
+    tbv : pandas.Series
+        True breeding value, indexed by animal, centred on the founders' mean.
+    phenotypes : pandas.DataFrame
+        Indexed by animal: ``sex``, ``herd``, ``y`` (NaN where not phenotyped).
+    sigma2_a, sigma2_e : float
+        Additive variance of the founders' true breeding values and the residual variance.
+    base_allele_freq : (m,) ndarray
+        Allele frequencies in the founders (generation 0).
+    """
+
+    pedigree: pd.DataFrame
+    ids: np.ndarray
+    genotypes: np.ndarray
+    snp_map: pd.DataFrame
+    qtl_effects: pd.Series
+    tbv: pd.Series
+    phenotypes: pd.DataFrame
+    sigma2_a: float
+    sigma2_e: float
+    base_allele_freq: np.ndarray
+
+    @property
+    def snp_names(self) -> np.ndarray:
+        return self.snp_map["snp"].to_numpy()
+
+    def genotype_frame(self) -> pd.DataFrame:
+        """The genotypes as a DataFrame: animals by SNPs."""
+        return pd.DataFrame(self.genotypes, index=pd.Index(self.ids, name="animal"),
+                            columns=self.snp_names)
+
+
+def _gamete(rng, hap1, hap2, chrom_start, chrom_len_M, position_M):
+    """One gamete: crossovers by Haldane's map (Poisson, uniform positions) on each chromosome,
+    and a fair coin for which haplotype each chromosome starts on."""
+    counts = rng.poisson(chrom_len_M)
+    crossovers = [chrom_start[c] + rng.random(k) * chrom_len_M[c] for c, k in enumerate(counts)
+                  if k]
+    starts = chrom_start[rng.random(len(chrom_start)) < 0.5]  # switch strand at these starts
+    points = np.sort(np.concatenate([starts, *crossovers])) if crossovers else np.sort(starts)
+    from_second = (np.searchsorted(points, position_M, side="right") % 2).astype(bool)
+    return np.where(from_second, hap2, hap1)
+
+
+def simulate_population(
+    n_generations: int = 4,
+    n_per_generation: int = 400,
+    n_sires: int = 20,
+    *,
+    n_snp: int = 2000,
+    n_chromosomes: int = 5,
+    chromosome_cM: float = 100.0,
+    n_qtl: int = 100,
+    h2: float = 0.4,
+    n_herds: int = 10,
+    historical_generations: int = 30,
+    historical_size: int = 100,
+    phenotyped_generations: Any = None,
+    missing_rate: float = 0.0,
+    seed: int,
+) -> Population:
+    """Simulate genomes along a pedigree: SNPs in linkage disequilibrium, QTL, phenotypes.
+
+    Parameters
+    ----------
+    n_generations, n_per_generation, n_sires : int
+        The recorded pedigree (:func:`simulate_pedigree`, discrete generations, random mating):
+        founders are generation 0.
+    n_snp, n_chromosomes, chromosome_cM : int, int, float
+        Loci spread at random over chromosomes of this length (centimorgans).
+    n_qtl : int
+        Loci (among the SNPs, polymorphic in the founders) with an effect on the trait.
+    h2 : float
+        Heritability in the founders: QTL effects are scaled so that Var(tbv) = h2 there, and the
+        residual variance is 1 - h2.
+    n_herds : int
+        Herds, a fixed effect with random levels assigned to animals.
+    historical_generations, historical_size : int
+        Generations of random mating in a small population before the pedigree starts: they create
+        linkage disequilibrium between nearby loci and a realistic allele-frequency spectrum
+        (starting frequencies Beta(0.8, 0.8)).
+    phenotyped_generations : iterable of int, optional
+        Generations with phenotypes; by default all but the last (the young candidates).
+    missing_rate : float
+        Share of genotype calls set to NaN at random.
+    seed : int
+
+    Returns
+    -------
+    Population
+
+    Notes
+    -----
+    Gametes follow Haldane's map: the number of crossovers on a chromosome of L morgans is
+    Poisson(L), at uniform positions; chromosomes assort independently. Breeding values are
+    sum_k (x_ik - 2 p_k) alpha_k over the QTL with p_k the founders' frequencies.
+    y = 10 + sex + herd + tbv + e, with sex effect 0.5 (males) and herd effects N(0, 0.25).
+
+    Examples
+    --------
+    >>> import lmmbook
+    >>> pop = lmmbook.simulate_population(2, 50, 5, n_snp=200, n_qtl=10, seed=1)
+    >>> pop.genotypes.shape, sorted(set(pop.genotypes.ravel().tolist()))
+    ((150, 200), [0.0, 1.0, 2.0])
+    """
+    if not 0 < h2 < 1:
+        raise InputError(f"h2 must be strictly between 0 and 1, got {h2}.")
+    if n_qtl < 1 or n_qtl > n_snp or n_chromosomes < 1 or n_snp < 1:
+        raise InputError("need 1 <= n_qtl <= n_snp and n_chromosomes >= 1.")
+    if not 0 <= missing_rate < 1:
+        raise InputError(f"missing_rate must be in [0, 1), got {missing_rate}.")
+    rng = np.random.default_rng(seed)
+    # the genetic map: positions in morgans on one line, chromosome c starting at c * 10
+    chrom = np.sort(rng.integers(0, n_chromosomes, n_snp))
+    pos_cM = np.concatenate([np.sort(rng.random(np.sum(chrom == c)) * chromosome_cM)
+                             for c in range(n_chromosomes)])
+    chrom_start = np.arange(n_chromosomes) * 10.0 + 1e-9
+    chrom_len_M = np.full(n_chromosomes, chromosome_cM / 100.0)
+    position_M = chrom * 10.0 + 1e-9 + pos_cM / 100.0
+
+    def gamete(h1, h2_):
+        return _gamete(rng, h1, h2_, chrom_start, chrom_len_M, position_M)
+
+    # historical population: drift and recombination build LD
+    p0 = np.clip(rng.beta(0.8, 0.8, n_snp), 0.02, 0.98)
+    size = historical_size
+    H1 = (rng.random((size, n_snp)) < p0).astype(np.int8)
+    H2 = (rng.random((size, n_snp)) < p0).astype(np.int8)
+    for _ in range(historical_generations):
+        parents = rng.integers(0, size, (size, 2))
+        H1 = np.array([gamete(H1[a], H2[a]) for a in parents[:, 0]])
+        H2 = np.array([gamete(H1[b], H2[b]) for b in parents[:, 1]])
+
+    ped = simulate_pedigree(n_generations, n_per_generation, n_sires, seed=int(rng.integers(2**31)))
+    n = len(ped)
+    pat = np.empty((n, n_snp), np.int8)
+    mat = np.empty((n, n_snp), np.int8)
+    founders = ped["generation"].to_numpy() == 0
+    # founders sample two haplotypes from the historical population's last generation
+    pick = rng.integers(0, size, (founders.sum(), 2))
+    pat[founders] = np.where(rng.random((founders.sum(), 1)) < 0.5, H1[pick[:, 0]], H2[pick[:, 0]])
+    mat[founders] = np.where(rng.random((founders.sum(), 1)) < 0.5, H1[pick[:, 1]], H2[pick[:, 1]])
+    sire = ped["sire"].to_numpy() - 1
+    dam = ped["dam"].to_numpy() - 1
+    for i in np.flatnonzero(~founders):
+        pat[i] = gamete(pat[sire[i]], mat[sire[i]])
+        mat[i] = gamete(pat[dam[i]], mat[dam[i]])
+    X = (pat + mat).astype(float)
+
+    base_p = X[founders].mean(axis=0) / 2.0
+    candidates = np.flatnonzero((base_p > 0) & (base_p < 1))
+    if len(candidates) < n_qtl:
+        raise InputError(f"only {len(candidates)} loci are polymorphic in the founders; ask for "
+                         "fewer QTL or more SNPs.")
+    qtl = np.sort(rng.choice(candidates, n_qtl, replace=False))
+    alpha = rng.normal(0.0, 1.0, n_qtl)
+    raw = (X[:, qtl] - 2.0 * base_p[qtl]) @ alpha
+    scale = np.sqrt(h2 / raw[founders].var())
+    alpha *= scale
+    tbv = raw * scale
+
+    names = np.array([f"snp{k + 1:0{len(str(n_snp))}d}" for k in range(n_snp)])
+    sex = ped["sex"].to_numpy()
+    herd = rng.integers(1, n_herds + 1, n)
+    herd_effect = rng.normal(0.0, 0.5, n_herds)
+    y = 10.0 + np.where(sex == "M", 0.5, 0.0) + herd_effect[herd - 1] + tbv + rng.normal(
+        0.0, np.sqrt(1.0 - h2), n)
+    generation = ped["generation"].to_numpy()
+    shown = (range(n_generations) if phenotyped_generations is None
+             else list(phenotyped_generations))
+    y[~np.isin(generation, list(shown))] = np.nan
+    if missing_rate > 0:
+        X[rng.random(X.shape) < missing_rate] = np.nan
+    ids = ped["animal"].to_numpy()
+    index = pd.Index(ids, name="animal")
+    return Population(
+        pedigree=ped.drop(columns="tbv"),
+        ids=ids,
+        genotypes=X,
+        snp_map=pd.DataFrame({"snp": names, "chromosome": chrom + 1, "position_cM": pos_cM,
+                              "qtl": np.isin(np.arange(n_snp), qtl)}),
+        qtl_effects=pd.Series(alpha, index=pd.Index(names[qtl], name="snp"), name="effect"),
+        tbv=pd.Series(tbv, index=index, name="tbv"),
+        phenotypes=pd.DataFrame({"sex": sex, "herd": [f"H{h:02d}" for h in herd], "y": y},
+                                index=index),
+        sigma2_a=float(h2),
+        sigma2_e=float(1.0 - h2),
+        base_allele_freq=base_p,
+    )

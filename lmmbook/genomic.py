@@ -1,0 +1,328 @@
+"""The genomic relationship matrix G and GBLUP (chapter 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as la
+from scipy.linalg.blas import dsyrk
+
+from . import _checks, _spectral
+from .errors import (
+    InputError,
+    NotPositiveDefiniteError,
+    ShapeMismatchError,
+    UnknownIdError,
+    format_ids,
+)
+from .markers import _frequencies, allele_frequencies, as_genotypes
+
+__all__ = ["genomic_relationship", "gblup", "GBLUPResult", "INDEFINITE_TOL"]
+
+#: gblup refuses G whose smallest eigenvalue is below -INDEFINITE_TOL times the mean of diag(G).
+INDEFINITE_TOL = 0.05
+
+
+def _cross(W: np.ndarray, scale: float) -> np.ndarray:
+    """W W' * scale, symmetric to the last bit: BLAS syrk computes one triangle (half the flops of
+    a general product), and the other is mirrored from it."""
+    W = np.asfortranarray(W)
+    C = dsyrk(scale, W, trans=0, lower=0)  # upper triangle of scale * W W'
+    upper = np.triu_indices_from(C, k=1)
+    C[(upper[1], upper[0])] = C[upper]
+    return C
+
+
+def genomic_relationship(
+    M: Any,
+    *,
+    method: Literal["vanraden1", "vanraden2", "yang"] = "vanraden1",
+    allele_freq: Any = None,
+) -> np.ndarray:
+    """Genomic relationship matrix from 0/1/2 genotypes.
+
+    Parameters
+    ----------
+    M : (n, m) array_like or pandas.DataFrame
+        Counts of one allele (0, 1, 2), NaN for a missing call.
+    method : {"vanraden1", "vanraden2", "yang"}
+        "vanraden1": G = W W' / (2 sum p(1-p)), W = M - 2p (chapter 4, eq-vanraden1);
+        "vanraden2": each marker standardised, G = sum_k w_k w_k' / (2 p_k (1 - p_k)) / m;
+        "yang": as "vanraden2" off the diagonal, with Yang et al.'s (2010) diagonal
+        1 + (1/m_i) sum_k [x_ik^2 - (1 + 2 p_k) x_ik + 2 p_k^2] / (2 p_k (1 - p_k)) over the markers
+        called for i.
+    allele_freq : (m,) array_like, optional
+        Frequencies to centre and scale with (a base or training population); by default those of M.
+
+    Returns
+    -------
+    (n, n) ndarray
+        Symmetric to the last bit.
+
+    Notes
+    -----
+    Chapter 4; VanRaden (2008), Yang et al. (2010). Missing calls are mean-imputed: their centred
+    value is 0. Markers that are monomorphic under the frequencies used (p = 0 or 1) carry no
+    information: they are left out, so they neither divide by zero nor count in m.
+    "vanraden1" equals rrBLUP's ``A.mat(M - 1)`` on complete data (the same W W' / (2 sum p(1-p))
+    over the markers that A.mat's default minor-allele-frequency filter keeps).
+
+    Examples
+    --------
+    >>> import numpy as np, lmmbook
+    >>> M = np.array([[0, 1, 2], [1, 1, 0], [2, 1, 1]])
+    >>> G = lmmbook.genomic_relationship(M)
+    >>> np.round(G, 3)
+    array([[ 1.333, -0.667, -0.667],
+           [-0.667,  0.333,  0.333],
+           [-0.667,  0.333,  0.333]])
+    >>> np.allclose(G.sum(axis=1), 0)  # sample frequencies: G 1 = 0
+    True
+    """
+    if method not in ("vanraden1", "vanraden2", "yang"):
+        raise InputError(f"method must be 'vanraden1', 'vanraden2' or 'yang', got {method!r}.")
+    geno = as_genotypes(M)
+    X = geno.M
+    p = allele_frequencies(geno) if allele_freq is None else _frequencies(allele_freq,
+                                                                          X.shape[1])
+    het = p * (1.0 - p)
+    poly = het > 0
+    X, p, het = X[:, poly], p[poly], het[poly]
+    if X.shape[1] == 0:
+        raise InputError("no marker is polymorphic under the allele frequencies used: G is "
+                         "undefined.")
+    W = X - 2.0 * p
+    missing = np.isnan(W)
+    W[missing] = 0.0
+    if method == "vanraden1":
+        return _cross(W, 1.0 / (2.0 * het.sum()))
+    m = X.shape[1]
+    W /= np.sqrt(2.0 * het)
+    G = _cross(W, 1.0 / m)
+    if method == "yang":
+        with np.errstate(invalid="ignore"):
+            term = (X**2 - (1.0 + 2.0 * p) * X + 2.0 * p**2) / (2.0 * het)
+        called = (~missing).sum(axis=1)
+        G[np.diag_indices_from(G)] = 1.0 + np.nansum(term, axis=1) / called
+    return G
+
+
+@dataclass(frozen=True, eq=False)
+class GBLUPResult:
+    """GBLUP: variance components, BLUE and genomic breeding values.
+
+    Attributes
+    ----------
+    b : (p,) ndarray
+    u : (n,) ndarray
+        GEBV of every row of G, phenotyped or not.
+    ids : (n,) ndarray
+        The IDs of the rows of G (0..n-1 when none were given), aligned with ``u``.
+    sigma2_u, sigma2_e, h2 : float
+        Genomic variance (per unit of G), residual variance, sigma2_u / (sigma2_u + sigma2_e).
+    loglik : float
+        REML log-likelihood at the variances (lme4's convention, chapter 2).
+    pev, reliability : (n,) ndarray
+        Var(u_i - u_hat_i) and 1 - PEV_i / (sigma2_u G_ii).
+    fixed_names : (p,) ndarray
+    n_obs : int
+        Individuals with a phenotype.
+    boundary : str or None
+        Set when the REML estimate of a variance is 0.
+    estimated : bool
+        Whether the variances were estimated (REML) or given.
+    """
+
+    b: np.ndarray
+    u: np.ndarray
+    ids: np.ndarray
+    sigma2_u: float
+    sigma2_e: float
+    h2: float
+    loglik: float
+    pev: np.ndarray
+    reliability: np.ndarray
+    fixed_names: np.ndarray
+    n_obs: int
+    boundary: str | None
+    estimated: bool
+
+    def to_frame(self) -> pd.DataFrame:
+        """GEBV, PEV and reliability indexed by ID."""
+        return pd.DataFrame({"gebv": self.u, "pev": self.pev, "reliability": self.reliability},
+                            index=pd.Index(self.ids, name="id"))
+
+
+def gblup(
+    y: Any,
+    X: Any,
+    G: Any,
+    *,
+    sigma2_u: float | None = None,
+    sigma2_e: float | None = None,
+    ids: Any = None,
+) -> GBLUPResult:
+    """Genomic BLUP: the animal model with G in place of A, in its V form (chapter 4).
+
+    Parameters
+    ----------
+    y : (n,) array_like or pandas.Series
+        Phenotypes; NaN means "predict, do not fit". A Series indexed by ID is joined to ``ids``;
+        it may hold fewer individuals than G (the others are predicted), but an ID with a phenotype
+        and no row in G is refused by name.
+    X : (n, p) array_like, pandas.DataFrame or Incidence
+        Fixed effects, one row per row of G (rows of individuals without phenotype are not used).
+        A DataFrame indexed by ID is joined to ``ids`` like y.
+    G : (n, n) array_like or pandas.DataFrame
+        Genomic relationships. Singular is fine; small negative eigenvalues (Yang's GRM) are fine as
+        long as V stays positive definite, which the search over the variances respects. A
+        DataFrame's index gives ``ids``.
+    sigma2_u, sigma2_e : float, optional
+        Both, or neither: then they are estimated by REML (the spectral method of chapter 2).
+    ids : (n,) array_like, optional
+        IDs of the rows of G.
+
+    Returns
+    -------
+    GBLUPResult
+
+    Raises
+    ------
+    NotPositiveDefiniteError
+        G is clearly indefinite (smallest eigenvalue below ``-INDEFINITE_TOL`` times the mean
+        diagonal, among the phenotyped individuals): the message gives the eigenvalue and remedies.
+    UnknownIdError, DuplicateIdError, ShapeMismatchError, NonFiniteError, VarianceError, InputError
+
+    Notes
+    -----
+    u_hat = sigma2_u G V^-1 (y - X b_hat) with V = sigma2_u G_oo + sigma2_e I over the phenotyped
+    rows o (chapter 4, eq-gblup-v). One eigendecomposition of G_oo serves REML, b, u and the
+    prediction error variances, PEV = sigma2_u G_ii - sigma2_u^2 [G_io P G_oi]_ii.
+
+    Examples
+    --------
+    >>> import numpy as np, lmmbook
+    >>> G = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> fit = lmmbook.gblup([1.0, np.nan, -1.0], np.ones((3, 1)), G, sigma2_u=1.0, sigma2_e=1.0)
+    >>> np.round(fit.u, 4).tolist()  # the unphenotyped middle animal gets half of its relative's
+    [0.3333, 0.1667, -0.3333]
+    """
+    Gl = _checks.matrix("G", G)
+    G_values = _dense(Gl.values)
+    n = G_values.shape[0]
+    if G_values.shape[1] != n:
+        raise ShapeMismatchError(f"G must be square, got shape {G_values.shape}.")
+    _checks.symmetric("G", G_values)
+    if ids is None and Gl.rows is not None:
+        ids = Gl.rows
+    if ids is not None:
+        ids = pd.Index(np.asarray(ids))
+        _checks.same_length("ids", n, "G", len(ids), unit="entries")
+        _checks.unique_ids("ids", ids)
+    y_values = _align_y(y, ids, n)
+    X_values, fixed_names = _align_x(X, ids, n, y_values)
+
+    observed = np.isfinite(y_values)
+    n_obs, p = int(observed.sum()), X_values.shape[1]
+    if n_obs <= p:
+        raise InputError(f"GBLUP needs more phenotyped individuals than fixed effects: {n_obs} "
+                         f"and {p}.")
+    y_o, X_o = y_values[observed], X_values[observed]
+    _checks.full_column_rank("X", X_o, None)
+    if (sigma2_u is None) != (sigma2_e is None):
+        raise InputError("give both sigma2_u and sigma2_e, or neither (then REML estimates them).")
+
+    all_observed = bool(observed.all())
+    G_oo = G_values if all_observed else G_values[np.ix_(observed, observed)]
+    rot = _spectral.rotate_eigh(y_o, X_o, np.array(G_oo, copy=True), clip=False)
+    scale = float(np.mean(np.diag(G_values)))
+    if rot.min_eigenvalue < -INDEFINITE_TOL * scale:
+        raise NotPositiveDefiniteError(
+            f"G is indefinite: its smallest eigenvalue (phenotyped rows) is "
+            f"{rot.min_eigenvalue:.4g}, mean diagonal {scale:.4g}. A covariance matrix cannot be "
+            "negative: use method='vanraden1' or 'vanraden2', blend G with A (0.95 G + 0.05 A), "
+            "or add a small ridge (G + 0.01 I)."
+        )
+    if sigma2_u is None:
+        res = _spectral.fit(rot)
+        s2u, s2e, boundary = res.sigma2_u, res.sigma2_e, res.boundary
+    else:
+        s2u = _checks.positive_variance("sigma2_u", sigma2_u)
+        s2e = _checks.positive_variance("sigma2_e", sigma2_e)
+        boundary = None
+    b, loglik = _spectral.gls_at(rot, s2u, s2e)
+    v_inv_r = _spectral.v_inverse_residual(rot, s2u, s2e, b)
+    G_ao = G_values if all_observed else G_values[:, observed]
+    u = s2u * (G_ao @ v_inv_r)
+    pev = _pev(rot, G_ao, G_values, s2u, s2e, all_observed)
+    diag = np.diag(G_values)
+    reliability = np.zeros(n)  # at sigma2_u = 0 nothing is known beyond the mean
+    if s2u > 0:
+        positive = diag > 0
+        reliability[positive] = 1.0 - pev[positive] / (s2u * diag[positive])
+    frozen = _checks.frozen
+    return GBLUPResult(
+        b=frozen(b), u=frozen(u), ids=frozen(np.asarray(ids) if ids is not None else np.arange(n)),
+        sigma2_u=float(s2u), sigma2_e=float(s2e), h2=float(s2u / (s2u + s2e)),
+        loglik=float(loglik), pev=frozen(pev), reliability=frozen(reliability),
+        fixed_names=frozen(fixed_names), n_obs=n_obs, boundary=boundary,
+        estimated=sigma2_u is None,
+    )
+
+
+def _dense(A) -> np.ndarray:
+    return A.toarray() if hasattr(A, "toarray") else np.asarray(A, dtype=float)
+
+
+def _align_y(y: Any, ids: pd.Index | None, n: int) -> np.ndarray:
+    values, y_ids = _checks.vector("y", y)
+    if y_ids is None or ids is None:
+        _checks.same_length("y", n, "G", len(values), unit="entries")
+        return values
+    unknown = y_ids.difference(ids, sort=False)
+    if len(unknown):
+        raise UnknownIdError(
+            f"{format_ids(unknown)} of y {'has' if len(unknown) == 1 else 'have'} a phenotype but "
+            "no genotype (not among the rows of G). Genotype the individual or drop its record."
+        )
+    return pd.Series(values, index=y_ids).reindex(ids).to_numpy(dtype=float)
+
+
+def _align_x(X: Any, ids: pd.Index | None, n: int, y: np.ndarray):
+    Xl = _checks.matrix("X", X)
+    values = _dense(Xl.values)
+    if Xl.rows is not None and ids is not None:
+        unknown = Xl.rows.difference(ids, sort=False)
+        if len(unknown):
+            raise UnknownIdError(f"X has rows for {format_ids(unknown)}, not among the rows of G.")
+        frame = pd.DataFrame(values, index=Xl.rows).reindex(ids)
+        lacking = frame.isna().any(axis=1).to_numpy() & np.isfinite(y)
+        if lacking.any():
+            raise UnknownIdError(f"X has no row for {format_ids(ids[lacking])}, which have a "
+                                 "phenotype.")
+        values = frame.fillna(0.0).to_numpy()
+    else:
+        _checks.same_length("X", n, "G", values.shape[0])
+    p = values.shape[1]
+    names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
+    return values, names
+
+
+def _pev(rot, G_ao, G, s2u, s2e, all_observed) -> np.ndarray:
+    """diag(sigma2_u G - sigma2_u^2 G_ao P G_oa) from the eigendecomposition of G_oo.
+
+    With B = G_ao U: diag(G_ao V^-1 G_oa) = sum_k B_ik^2 / v_k, and the fixed-effect part is
+    diag(F M^-1 F') with F = G_ao V^-1 X = B diag(1/v) X~ and M = X' V^-1 X. When every row has a
+    phenotype, G U = U Lambda and B costs nothing.
+    """
+    v = s2u * rot.lam + s2e
+    B = rot.U * rot.lam if all_observed else G_ao @ rot.U
+    quad = np.einsum("ik,ik->i", B / v, B)
+    if rot.p:
+        F = B @ (rot.Xt / v[:, None])
+        M = (rot.Xt / v[:, None]).T @ rot.Xt
+        quad -= np.einsum("ij,ij->i", F @ la.inv(M), F)
+    return s2u * np.diag(G) - s2u**2 * quad

@@ -1,0 +1,176 @@
+"""Marker genotypes: checking 0/1/2 counts, allele frequencies, centring, quality filters
+(chapter 4).
+
+Genotypes are (n, m) counts of one allele (0, 1 or 2) per individual and marker, as floats, with NaN
+for a missing call. They may come as a NumPy array or as a DataFrame with the individuals' IDs as
+index and the marker names as columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _checks
+from .errors import InputError, format_ids
+
+__all__ = ["Genotypes", "as_genotypes", "allele_frequencies", "center", "filter_markers",
+           "FilterResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class Genotypes:
+    """Checked genotypes: ``M`` (n, m) float with NaN for missing, ``ids`` and ``snp_names``."""
+
+    M: np.ndarray
+    ids: np.ndarray | None
+    snp_names: np.ndarray | None
+
+
+def as_genotypes(M: Any, name: str = "M") -> Genotypes:
+    """Check that every value is 0, 1, 2 or NaN, and that no individual or marker is all missing.
+
+    Raises
+    ------
+    InputError
+        A value other than 0/1/2/NaN (row and column named), an all-missing marker or individual.
+    DuplicateIdError
+        Repeated individual IDs or marker names in a DataFrame.
+    """
+    ids = snp_names = None
+    if isinstance(M, Genotypes):
+        return M
+    if isinstance(M, pd.DataFrame):
+        ids, snp_names = M.index, M.columns
+        _checks.unique_ids(f"the index of {name}", ids)
+        _checks.unique_ids(f"the columns of {name}", snp_names)
+        values = M.to_numpy(dtype=float)
+    else:
+        try:
+            values = np.asarray(M, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{name} must hold numeric genotype counts: {exc}") from None
+    if values.ndim != 2:
+        raise InputError(f"{name} must be two-dimensional (individuals x markers), got shape "
+                         f"{values.shape}.")
+    bad = ~(np.isnan(values) | (values == 0) | (values == 1) | (values == 2))
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        row = f"row {i}" + (f" (ID {ids[i]!r})" if ids is not None else "")
+        col = f"column {j}" + (f" (marker {snp_names[j]!r})" if snp_names is not None else "")
+        raise InputError(
+            f"{name} holds {values[i, j]!r} at {row}, {col}; genotypes are counts of one allele, "
+            f"0, 1 or 2, with NaN for a missing call ({int(bad.sum())} such value(s) in all). "
+            "Recode them (e.g. -1/0/1 + 1) or set them to NaN."
+        )
+    missing = np.isnan(values)
+    empty_markers = np.flatnonzero(missing.all(axis=0))
+    if len(empty_markers):
+        which = snp_names[empty_markers] if snp_names is not None else empty_markers
+        raise InputError(f"marker(s) {format_ids(which)} of {name} have no genotype call at all; "
+                         "remove them (filter_markers does, by call rate).")
+    empty_rows = np.flatnonzero(missing.all(axis=1))
+    if len(empty_rows):
+        which = ids[empty_rows] if ids is not None else empty_rows
+        raise InputError(f"individual(s) {format_ids(which)} of {name} have no genotype call at "
+                         "all; remove them: nothing can be said of their genomes.")
+    return Genotypes(values, None if ids is None else np.asarray(ids),
+                     None if snp_names is None else np.asarray(snp_names))
+
+
+def allele_frequencies(M: Any) -> np.ndarray:
+    """Frequency p of the counted allele at each marker, from the non-missing calls: mean / 2.
+
+    Examples
+    --------
+    >>> allele_frequencies([[0, 2], [1, 2], [2, float("nan")]]).tolist()
+    [0.5, 1.0]
+    """
+    G = as_genotypes(M)
+    return np.nanmean(G.M, axis=0) / 2.0
+
+
+def center(M: Any, allele_freq: Any = None) -> np.ndarray:
+    """W = M - 2p, with a missing call set to 0 (mean imputation: the expected value under p).
+
+    Parameters
+    ----------
+    M : (n, m) genotypes
+    allele_freq : (m,) array_like, optional
+        Frequencies to centre with, e.g. from a base or training population; by default those of M.
+    """
+    G = as_genotypes(M)
+    p = allele_frequencies(G) if allele_freq is None else _frequencies(allele_freq, G.M.shape[1])
+    W = G.M - 2.0 * p
+    W[np.isnan(W)] = 0.0
+    return W
+
+
+def _frequencies(allele_freq: Any, m: int) -> np.ndarray:
+    p = np.asarray(allele_freq, dtype=float)
+    if p.shape != (m,):
+        raise InputError(f"allele_freq must hold one frequency per marker ({m}), got shape "
+                         f"{p.shape}.")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise InputError("allele_freq must lie in [0, 1] (frequencies of the counted allele).")
+    return p
+
+
+@dataclass(frozen=True, eq=False)
+class FilterResult:
+    """Markers kept by :func:`filter_markers` and a report of those removed.
+
+    Attributes
+    ----------
+    M : (n, m_kept) ndarray
+        Genotypes of the kept markers.
+    kept : (m,) ndarray of bool
+        Which of the original markers were kept.
+    snp_names : (m_kept,) ndarray or None
+    removed : pandas.DataFrame
+        One row per removed marker: ``marker``, ``maf``, ``call_rate`` and ``reason``.
+    """
+
+    M: np.ndarray
+    kept: np.ndarray
+    snp_names: np.ndarray | None
+    removed: pd.DataFrame
+
+
+def filter_markers(M: Any, *, maf: float = 0.01, call_rate: float = 0.9) -> FilterResult:
+    """Remove markers with a low minor-allele frequency or a low call rate, and report them.
+
+    Parameters
+    ----------
+    M : (n, m) genotypes (array or DataFrame)
+    maf : float
+        Minimum minor-allele frequency min(p, 1 - p); monomorphic markers (maf 0) always go.
+    call_rate : float
+        Minimum share of individuals with a call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = filter_markers(np.array([[0, 1, 2], [0, 2, np.nan], [0, 1, 0]]))
+    >>> res.kept.tolist(), res.removed["reason"].tolist()
+    ([False, True, False], ['monomorphic', 'call rate < 0.9'])
+    """
+    G = as_genotypes(M)
+    called = ~np.isnan(G.M)
+    rate = called.mean(axis=0)
+    with np.errstate(invalid="ignore"):
+        p = np.nanmean(G.M, axis=0) / 2.0
+    minor = np.minimum(p, 1.0 - p)
+    reason = np.full(G.M.shape[1], "", dtype=object)
+    reason[minor < maf] = f"maf < {maf:g}"
+    reason[minor == 0] = "monomorphic"
+    reason[(reason == "") & (rate < call_rate)] = f"call rate < {call_rate:g}"
+    kept = reason == ""
+    names = G.snp_names if G.snp_names is not None else np.arange(G.M.shape[1])
+    removed = pd.DataFrame({"marker": names[~kept], "maf": minor[~kept],
+                            "call_rate": rate[~kept], "reason": reason[~kept].astype(str)})
+    return FilterResult(G.M[:, kept], kept,
+                        None if G.snp_names is None else G.snp_names[kept], removed)
