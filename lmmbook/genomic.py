@@ -52,8 +52,8 @@ def genomic_relationship(
         "vanraden1": G = W W' / (2 sum p(1-p)), W = M - 2p (chapter 4, eq-vanraden1);
         "vanraden2": each marker standardised, G = sum_k w_k w_k' / (2 p_k (1 - p_k)) / m;
         "yang": as "vanraden2" off the diagonal, with Yang et al.'s (2010) diagonal
-        1 + (1/m_i) sum_k [x_ik^2 - (1 + 2 p_k) x_ik + 2 p_k^2] / (2 p_k (1 - p_k)) over the markers
-        called for i.
+        1 + (1/m_i) sum_k [x_ik^2 - (1 + 2 p_k) x_ik + 2 p_k^2] / (2 p_k (1 - p_k)) over the m_i
+        polymorphic markers called for i (1 when m_i = 0).
     allele_freq : (m,) array_like, optional
         Frequencies to centre and scale with (a base or training population); by default those of M.
 
@@ -77,8 +77,8 @@ def genomic_relationship(
     >>> G = lmmbook.genomic_relationship(M)
     >>> np.round(G, 3)
     array([[ 1.333, -0.667, -0.667],
-           [-0.667,  0.333,  0.333],
-           [-0.667,  0.333,  0.333]])
+           [-0.667,  0.667,  0.   ],
+           [-0.667,  0.   ,  0.667]])
     >>> np.allclose(G.sum(axis=1), 0)  # sample frequencies: G 1 = 0
     True
     """
@@ -106,7 +106,8 @@ def genomic_relationship(
         with np.errstate(invalid="ignore"):
             term = (X**2 - (1.0 + 2.0 * p) * X + 2.0 * p**2) / (2.0 * het)
         called = (~missing).sum(axis=1)
-        G[np.diag_indices_from(G)] = 1.0 + np.nansum(term, axis=1) / called
+        # an individual with no call at a polymorphic marker gets the expectation, 1
+        G[np.diag_indices_from(G)] = 1.0 + np.nansum(term, axis=1) / np.maximum(called, 1)
     return G
 
 
@@ -208,7 +209,7 @@ def gblup(
     >>> G = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
     >>> fit = lmmbook.gblup([1.0, np.nan, -1.0], np.ones((3, 1)), G, sigma2_u=1.0, sigma2_e=1.0)
     >>> np.round(fit.u, 4).tolist()  # the unphenotyped middle animal gets half of its relative's
-    [0.3333, 0.1667, -0.3333]
+    [0.5, 0.25, -0.5]
     """
     Gl = _checks.matrix("G", G)
     G_values = _dense(Gl.values)

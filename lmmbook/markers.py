@@ -62,8 +62,9 @@ def as_genotypes(M: Any, name: str = "M") -> Genotypes:
         row = f"row {i}" + (f" (ID {ids[i]!r})" if ids is not None else "")
         col = f"column {j}" + (f" (marker {snp_names[j]!r})" if snp_names is not None else "")
         raise InputError(
-            f"{name} holds {values[i, j]!r} at {row}, {col}; genotypes are counts of one allele, "
-            f"0, 1 or 2, with NaN for a missing call ({int(bad.sum())} such value(s) in all). "
+            f"{name} holds {float(values[i, j])!r} at {row}, {col}; genotypes are counts of one "
+            f"allele, 0, 1 or 2, with NaN for a missing call ({int(bad.sum())} such value(s) in "
+            "all). "
             "Recode them (e.g. -1/0/1 + 1) or set them to NaN."
         )
     missing = np.isnan(values)

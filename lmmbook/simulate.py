@@ -382,8 +382,8 @@ def simulate_population(
     H2 = (rng.random((size, n_snp)) < p0).astype(np.int8)
     for _ in range(historical_generations):
         parents = rng.integers(0, size, (size, 2))
-        H1 = np.array([gamete(H1[a], H2[a]) for a in parents[:, 0]])
-        H2 = np.array([gamete(H1[b], H2[b]) for b in parents[:, 1]])
+        H1, H2 = (np.array([gamete(H1[a], H2[a]) for a in parents[:, 0]]),
+                  np.array([gamete(H1[b], H2[b]) for b in parents[:, 1]]))
 
     ped = simulate_pedigree(n_generations, n_per_generation, n_sires, seed=int(rng.integers(2**31)))
     n = len(ped)
