@@ -11,6 +11,7 @@ import scipy.linalg as la
 from scipy.linalg.blas import dsyrk
 
 from . import _checks, _spectral
+from ._marker_loops import centred_columns, mirror_upper
 from .errors import (
     InputError,
     NotPositiveDefiniteError,
@@ -18,7 +19,7 @@ from .errors import (
     UnknownIdError,
     format_ids,
 )
-from .markers import _frequencies, allele_frequencies, as_genotypes
+from .markers import _frequencies, as_genotypes
 
 __all__ = ["genomic_relationship", "gblup", "GBLUPResult", "INDEFINITE_TOL"]
 
@@ -29,11 +30,8 @@ INDEFINITE_TOL = 0.05
 def _cross(W: np.ndarray, scale: float) -> np.ndarray:
     """W W' * scale, symmetric to the last bit: BLAS syrk computes one triangle (half the flops of
     a general product), and the other is mirrored from it."""
-    W = np.asfortranarray(W)
-    C = dsyrk(scale, W, trans=0, lower=0)  # upper triangle of scale * W W'
-    upper = np.triu_indices_from(C, k=1)
-    C[(upper[1], upper[0])] = C[upper]
-    return C
+    C = dsyrk(scale, np.asfortranarray(W), trans=0, lower=0)  # upper triangle of scale * W W'
+    return mirror_upper(C).T  # symmetric: the transpose of the Fortran array is C-ordered
 
 
 def genomic_relationship(
@@ -85,27 +83,24 @@ def genomic_relationship(
     if method not in ("vanraden1", "vanraden2", "yang"):
         raise InputError(f"method must be 'vanraden1', 'vanraden2' or 'yang', got {method!r}.")
     geno = as_genotypes(M)
-    X = geno.M
-    p = allele_frequencies(geno) if allele_freq is None else _frequencies(allele_freq,
-                                                                          X.shape[1])
+    p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, geno.M.shape[1])
     het = p * (1.0 - p)
-    poly = het > 0
-    X, p, het = X[:, poly], p[poly], het[poly]
-    if X.shape[1] == 0:
+    poly = np.flatnonzero(het > 0)
+    p, het = p[poly], het[poly]
+    if len(poly) == 0:
         raise InputError("no marker is polymorphic under the allele frequencies used: G is "
                          "undefined.")
-    W = X - 2.0 * p
-    missing = np.isnan(W)
-    W[missing] = 0.0
     if method == "vanraden1":
+        W = centred_columns(geno.M, poly, 2.0 * p, np.ones(len(poly)))
         return _cross(W, 1.0 / (2.0 * het.sum()))
-    m = X.shape[1]
-    W /= np.sqrt(2.0 * het)
+    m = len(poly)
+    W = centred_columns(geno.M, poly, 2.0 * p, 1.0 / np.sqrt(2.0 * het))
     G = _cross(W, 1.0 / m)
     if method == "yang":
+        X = geno.M[:, poly]
         with np.errstate(invalid="ignore"):
             term = (X**2 - (1.0 + 2.0 * p) * X + 2.0 * p**2) / (2.0 * het)
-        called = (~missing).sum(axis=1)
+        called = (~np.isnan(X)).sum(axis=1)
         # an individual with no call at a polymorphic marker gets the expectation, 1
         G[np.diag_indices_from(G)] = 1.0 + np.nansum(term, axis=1) / np.maximum(called, 1)
     return G

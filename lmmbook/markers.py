@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import _checks
+from . import _marker_loops as loops
 from .errors import InputError, format_ids
 
 __all__ = ["Genotypes", "as_genotypes", "allele_frequencies", "center", "filter_markers",
@@ -28,6 +29,13 @@ class Genotypes:
     M: np.ndarray
     ids: np.ndarray | None
     snp_names: np.ndarray | None
+    col_sum: np.ndarray
+    col_calls: np.ndarray
+
+    @property
+    def allele_freq(self) -> np.ndarray:
+        """Frequency of the counted allele at each marker, from the calls."""
+        return self.col_sum / (2.0 * self.col_calls)
 
 
 def as_genotypes(M: Any, name: str = "M") -> Genotypes:
@@ -56,30 +64,30 @@ def as_genotypes(M: Any, name: str = "M") -> Genotypes:
     if values.ndim != 2:
         raise InputError(f"{name} must be two-dimensional (individuals x markers), got shape "
                          f"{values.shape}.")
-    bad = ~(np.isnan(values) | (values == 0) | (values == 1) | (values == 2))
-    if bad.any():
-        i, j = (int(k) for k in np.argwhere(bad)[0])
+    values = np.ascontiguousarray(values)
+    first_bad, n_bad, col_sum, col_calls, row_calls = loops.scan(values)
+    if n_bad:
+        i, j = divmod(int(first_bad), values.shape[1])
         row = f"row {i}" + (f" (ID {ids[i]!r})" if ids is not None else "")
         col = f"column {j}" + (f" (marker {snp_names[j]!r})" if snp_names is not None else "")
         raise InputError(
             f"{name} holds {float(values[i, j])!r} at {row}, {col}; genotypes are counts of one "
-            f"allele, 0, 1 or 2, with NaN for a missing call ({int(bad.sum())} such value(s) in "
+            f"allele, 0, 1 or 2, with NaN for a missing call ({int(n_bad)} such value(s) in "
             "all). "
             "Recode them (e.g. -1/0/1 + 1) or set them to NaN."
         )
-    missing = np.isnan(values)
-    empty_markers = np.flatnonzero(missing.all(axis=0))
+    empty_markers = np.flatnonzero(col_calls == 0)
     if len(empty_markers):
         which = snp_names[empty_markers] if snp_names is not None else empty_markers
         raise InputError(f"marker(s) {format_ids(which)} of {name} have no genotype call at all; "
                          "remove them (filter_markers does, by call rate).")
-    empty_rows = np.flatnonzero(missing.all(axis=1))
+    empty_rows = np.flatnonzero(row_calls == 0)
     if len(empty_rows):
         which = ids[empty_rows] if ids is not None else empty_rows
         raise InputError(f"individual(s) {format_ids(which)} of {name} have no genotype call at "
                          "all; remove them: nothing can be said of their genomes.")
     return Genotypes(values, None if ids is None else np.asarray(ids),
-                     None if snp_names is None else np.asarray(snp_names))
+                     None if snp_names is None else np.asarray(snp_names), col_sum, col_calls)
 
 
 def allele_frequencies(M: Any) -> np.ndarray:
@@ -90,8 +98,7 @@ def allele_frequencies(M: Any) -> np.ndarray:
     >>> allele_frequencies([[0, 2], [1, 2], [2, float("nan")]]).tolist()
     [0.5, 1.0]
     """
-    G = as_genotypes(M)
-    return np.nanmean(G.M, axis=0) / 2.0
+    return as_genotypes(M).allele_freq
 
 
 def center(M: Any, allele_freq: Any = None) -> np.ndarray:
