@@ -30,6 +30,7 @@ from .simulate import (
     simulate_population,
     simulate_variety_trial,
 )
+from .snpblup import SNPBLUPResult, backsolve_snp_effects, snp_blup
 
 __version__ = "0.1.0"
 
@@ -47,12 +48,14 @@ __all__ = [
     "Population",
     "PedigreeError",
     "RankDeficientError",
+    "SNPBLUPResult",
     "REMLResult",
     "ShapeMismatchError",
     "UnknownIdError",
     "VarianceError",
     "VarietyTrial",
     "allele_frequencies",
+    "backsolve_snp_effects",
     "filter_markers",
     "gblup",
     "genomic_relationship",
@@ -61,5 +64,6 @@ __all__ = [
     "simulate_pedigree",
     "simulate_population",
     "simulate_variety_trial",
+    "snp_blup",
     "solve_mme",
 ]

@@ -288,3 +288,42 @@ def frozen(a: Any) -> np.ndarray | None:
     a = np.array(a, copy=True)
     a.setflags(write=False)
     return a
+
+
+def align_to_ids(y: Any, ids: pd.Index | None, n: int, of: str = "G") -> np.ndarray:
+    """y as a vector in the order of ids (rows of G or M): a Series is joined by ID, and IDs
+    without a phenotype become NaN; an ID with a phenotype and no genotype is refused."""
+    values, y_ids = vector("y", y)
+    if y_ids is None or ids is None:
+        same_length("y", n, of, len(values), unit="entries")
+        return values
+    unknown = y_ids.difference(ids, sort=False)
+    if len(unknown):
+        raise UnknownIdError(
+            f"{format_ids(unknown)} of y {'has' if len(unknown) == 1 else 'have'} a phenotype but "
+            f"no genotype (not among the rows of {of}). Genotype the individual or drop its "
+            "record."
+        )
+    return pd.Series(values, index=y_ids).reindex(ids).to_numpy(dtype=float)
+
+
+def design_to_ids(X: Any, ids: pd.Index | None, n: int, y: np.ndarray, of: str = "G"):
+    """X's rows in the order of ids (joined by ID when X is labelled) and its column names."""
+    Xl = matrix("X", X)
+    values = Xl.values.toarray() if sp.issparse(Xl.values) else np.asarray(Xl.values)
+    if Xl.rows is not None and ids is not None:
+        unknown = Xl.rows.difference(ids, sort=False)
+        if len(unknown):
+            raise UnknownIdError(f"X has rows for {format_ids(unknown)}, not among the rows of "
+                                 f"{of}.")
+        frame = pd.DataFrame(values, index=Xl.rows).reindex(ids)
+        lacking = frame.isna().any(axis=1).to_numpy() & np.isfinite(y)
+        if lacking.any():
+            raise UnknownIdError(f"X has no row for {format_ids(ids[lacking])}, which have a "
+                                 "phenotype.")
+        values = frame.fillna(0.0).to_numpy()
+    else:
+        same_length("X", n, of, values.shape[0])
+    p = values.shape[1]
+    names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
+    return values, names

@@ -77,6 +77,10 @@ def rotate_eigh(y: np.ndarray, X: np.ndarray, H: np.ndarray, clip: bool = True) 
 def rotate_factor(y: np.ndarray, X: np.ndarray, L: np.ndarray) -> Rotated:
     """Thin SVD of the factor L (n x k) of H = L L', and the rotation of y and X."""
     U, s, _ = la.svd(L, full_matrices=False, check_finite=False, lapack_driver="gesdd")
+    # directions with a singular value at round-off level belong to the null space of H: they
+    # join the zero-eigenvalue complement (exactly 0 there, not 1e-31 that would pass for data)
+    keep = s > max(L.shape) * np.finfo(float).eps * (s[0] if len(s) else 0.0)
+    U, s = U[:, keep], s[keep]
     yt, Xt = U.T @ y, U.T @ X
     y0, X0 = y - U @ yt, X - U @ Xt  # parts orthogonal to the columns of L
     return Rotated(lam=s**2, min_eigenvalue=0.0, yt=yt, Xt=Xt, U=U, n0=len(y) - U.shape[1],

@@ -16,8 +16,6 @@ from .errors import (
     InputError,
     NotPositiveDefiniteError,
     ShapeMismatchError,
-    UnknownIdError,
-    format_ids,
 )
 from .markers import _frequencies, as_genotypes
 
@@ -130,6 +128,9 @@ class GBLUPResult:
         Set when the REML estimate of a variance is 0.
     estimated : bool
         Whether the variances were estimated (REML) or given.
+    v_inv_residual : (n,) ndarray
+        V^-1 (y - X b_hat) on the phenotyped rows, NaN on the others: what
+        :func:`lmmbook.backsolve_snp_effects` needs (u_hat = sigma2_u G_.o times its o part).
     """
 
     b: np.ndarray
@@ -145,6 +146,7 @@ class GBLUPResult:
     n_obs: int
     boundary: str | None
     estimated: bool
+    v_inv_residual: np.ndarray
 
     def to_frame(self) -> pd.DataFrame:
         """GEBV, PEV and reliability indexed by ID."""
@@ -218,8 +220,8 @@ def gblup(
         ids = pd.Index(np.asarray(ids))
         _checks.same_length("ids", n, "G", len(ids), unit="entries")
         _checks.unique_ids("ids", ids)
-    y_values = _align_y(y, ids, n)
-    X_values, fixed_names = _align_x(X, ids, n, y_values)
+    y_values = _checks.align_to_ids(y, ids, n)
+    X_values, fixed_names = _checks.design_to_ids(X, ids, n, y_values)
 
     observed = np.isfinite(y_values)
     n_obs, p = int(observed.sum()), X_values.shape[1]
@@ -265,46 +267,18 @@ def gblup(
         sigma2_u=float(s2u), sigma2_e=float(s2e), h2=float(s2u / (s2u + s2e)),
         loglik=float(loglik), pev=frozen(pev), reliability=frozen(reliability),
         fixed_names=frozen(fixed_names), n_obs=n_obs, boundary=boundary,
-        estimated=sigma2_u is None,
+        estimated=sigma2_u is None, v_inv_residual=frozen(_scatter(v_inv_r, observed)),
     )
+
+
+def _scatter(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    out = np.full(len(rows), np.nan)
+    out[rows] = values
+    return out
 
 
 def _dense(A) -> np.ndarray:
     return A.toarray() if hasattr(A, "toarray") else np.asarray(A, dtype=float)
-
-
-def _align_y(y: Any, ids: pd.Index | None, n: int) -> np.ndarray:
-    values, y_ids = _checks.vector("y", y)
-    if y_ids is None or ids is None:
-        _checks.same_length("y", n, "G", len(values), unit="entries")
-        return values
-    unknown = y_ids.difference(ids, sort=False)
-    if len(unknown):
-        raise UnknownIdError(
-            f"{format_ids(unknown)} of y {'has' if len(unknown) == 1 else 'have'} a phenotype but "
-            "no genotype (not among the rows of G). Genotype the individual or drop its record."
-        )
-    return pd.Series(values, index=y_ids).reindex(ids).to_numpy(dtype=float)
-
-
-def _align_x(X: Any, ids: pd.Index | None, n: int, y: np.ndarray):
-    Xl = _checks.matrix("X", X)
-    values = _dense(Xl.values)
-    if Xl.rows is not None and ids is not None:
-        unknown = Xl.rows.difference(ids, sort=False)
-        if len(unknown):
-            raise UnknownIdError(f"X has rows for {format_ids(unknown)}, not among the rows of G.")
-        frame = pd.DataFrame(values, index=Xl.rows).reindex(ids)
-        lacking = frame.isna().any(axis=1).to_numpy() & np.isfinite(y)
-        if lacking.any():
-            raise UnknownIdError(f"X has no row for {format_ids(ids[lacking])}, which have a "
-                                 "phenotype.")
-        values = frame.fillna(0.0).to_numpy()
-    else:
-        _checks.same_length("X", n, "G", values.shape[0])
-    p = values.shape[1]
-    names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
-    return values, names
 
 
 def _pev(rot, G_ao, G, s2u, s2e, all_observed) -> np.ndarray:
