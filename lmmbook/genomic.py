@@ -130,7 +130,7 @@ class GBLUPResult:
         Whether the variances were estimated (REML) or given.
     v_inv_residual : (n,) ndarray
         V^-1 (y - X b_hat) on the phenotyped rows, NaN on the others: what
-        :func:`lmmbook.backsolve_snp_effects` needs (u_hat = sigma2_u G_.o times its o part).
+        :func:`lmmbook.backsolve_snp_effects` needs (``u_hat = sigma2_u G[:, o] @ v[o]``).
     """
 
     b: np.ndarray
