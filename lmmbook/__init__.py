@@ -4,6 +4,7 @@ Each public name mirrors a symbol or a step of the book; the chapter and equatio
 cited in its docstring.
 """
 
+from .crossval import CVResult, cross_validate, forward_split, kfold
 from .design import Incidence, incidence
 from .errors import (
     ConvergenceError,
@@ -35,6 +36,7 @@ from .snpblup import SNPBLUPResult, backsolve_snp_effects, snp_blup
 __version__ = "0.1.0"
 
 __all__ = [
+    "CVResult",
     "ConvergenceError",
     "DuplicateIdError",
     "GBLUPResult",
@@ -56,10 +58,13 @@ __all__ = [
     "VarietyTrial",
     "allele_frequencies",
     "backsolve_snp_effects",
+    "cross_validate",
     "filter_markers",
+    "forward_split",
     "gblup",
     "genomic_relationship",
     "incidence",
+    "kfold",
     "reml",
     "simulate_pedigree",
     "simulate_population",

@@ -67,6 +67,8 @@ def rotate_eigh(y: np.ndarray, X: np.ndarray, H: np.ndarray, clip: bool = True) 
     """
     lam, U = la.eigh(H, overwrite_a=True, check_finite=False, driver="evd")
     smallest = float(lam[0]) if len(lam) else 0.0
+    if len(lam):  # eigenvalues at round-off level are exactly 0 (as for the thin SVD)
+        lam[np.abs(lam) < len(lam) * np.finfo(float).eps * np.abs(lam).max()] = 0.0
     if clip:
         np.maximum(lam, 0.0, out=lam)
     p = X.shape[1]
@@ -191,7 +193,10 @@ def fit(rot: Rotated) -> SpectralFit:
     """
     if rot.n - rot.p <= 0:
         raise ValueError("no degrees of freedom left for REML")
-    grid = np.concatenate([[1.0], _GRID, [0.0]])
+    # points ever closer to tau = 1 find a maximum that approaches sigma2_e = 0 where V itself
+    # becomes singular at tau = 1 (a singular H with as many records as its rank)
+    near_one = 1.0 - np.logspace(-7, -13, 4)
+    grid = np.concatenate([[1.0], near_one, _GRID, [0.0]])
     ll = np.array([profile_loglik(rot, t) for t in grid])
     scores = np.array([profile_score(rot, t) for t in grid])  # NaN where V is singular
     n_eval = 2 * len(grid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -12,7 +12,7 @@ import pandas as pd
 from . import _checks, _spectral
 from ._marker_loops import centred_columns
 from .errors import InputError
-from .genomic import GBLUPResult
+from .genomic import GBLUPResult, _cross
 from .markers import _frequencies, as_genotypes
 
 __all__ = ["SNPBLUPResult", "snp_blup", "backsolve_snp_effects"]
@@ -110,6 +110,7 @@ def snp_blup(
     allele_freq: Any = None,
     sigma2_alpha: float | None = None,
     sigma2_e: float | None = None,
+    space: Literal["auto", "markers", "animals"] = "auto",
 ) -> SNPBLUPResult:
     """SNP-BLUP (ridge regression on markers): y = X b + W alpha + e, alpha ~ N(0, sigma2_alpha I).
 
@@ -126,7 +127,11 @@ def snp_blup(
     allele_freq : (m,) array_like, optional
         Frequencies for centring (by default those of M), kept for :meth:`SNPBLUPResult.predict`.
     sigma2_alpha, sigma2_e : float, optional
-        Both, or neither: then REML estimates them, in the marker space.
+        Both, or neither: then REML estimates them.
+    space : {"auto", "markers", "animals"}
+        Where the eigenproblem is solved: "markers" by a thin SVD of the n x m centred markers,
+        "animals" by the eigendecomposition of the n x n W W'/c; "auto" takes the markers when
+        m < n. The results are the same; only the cost differs (chapter 5).
 
     Returns
     -------
@@ -136,8 +141,10 @@ def snp_blup(
     -----
     Chapter 5. The same model as GBLUP with G = W W' / (2 sum p(1-p)) and
     sigma2_u = 2 sum p(1-p) sigma2_alpha (eq-mapping): REML is the spectral method of chapter 2 on
-    a thin SVD of the centred markers of the phenotyped rows, O(n m min(n, m)), which never forms an
-    n x n matrix; alpha_hat = sigma2_alpha W_o' V_o^-1 (y_o - X_o b_hat) (eq-alpha-hat) and
+    a thin SVD of the centred markers of the phenotyped rows when there are fewer markers than
+    records, O(n m^2), which never forms an n x n matrix (with more markers than records, on the
+    eigendecomposition of W W'/c, O(n^2 m + n^3), which is then cheaper; ``space`` overrides the
+    choice); alpha_hat = sigma2_alpha W_o' V_o^-1 (y_o - X_o b_hat) (eq-alpha-hat) and
     GEBV = W alpha_hat. Meuwissen et al. (2001); Stranden & Garrick (2009).
 
     Examples
@@ -172,8 +179,16 @@ def snp_blup(
     p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, m)
     W, poly, scale = _centred(geno, p)
     W_o = W[observed]
-    # H = W_o W_o' / scale = G_oo, by its thin factor: the marker space when m < n
-    rot = _spectral.rotate_factor(y_values[observed], X_values[observed], W_o / np.sqrt(scale))
+    # H = W_o W_o' / scale = G_oo. With fewer markers than records, by the thin SVD of its factor
+    # (the marker space: no n x n matrix); otherwise the n x n product and its eigendecomposition
+    # are cheaper than an SVD of the wide W_o, and give the same rotation.
+    y_o, X_o = y_values[observed], X_values[observed]
+    if space not in ("auto", "markers", "animals"):
+        raise InputError(f"space must be 'auto', 'markers' or 'animals', got {space!r}.")
+    if space == "markers" or (space == "auto" and W_o.shape[1] < W_o.shape[0]):
+        rot = _spectral.rotate_factor(y_o, X_o, W_o / np.sqrt(scale))
+    else:
+        rot = _spectral.rotate_eigh(y_o, X_o, _cross(W_o, 1.0 / scale))
     if sigma2_alpha is None:
         res = _spectral.fit(rot)
         s2u, s2e, boundary = res.sigma2_u, res.sigma2_e, res.boundary
@@ -199,7 +214,8 @@ def snp_blup(
 
 
 def backsolve_snp_effects(
-    fit: GBLUPResult, M: Any, *, allele_freq: Any = None, exact: bool = True
+    fit: GBLUPResult, M: Any, *, allele_freq: Any = None, exact: bool = True,
+    g_weight: float = 1.0,
 ) -> pd.Series:
     """Marker effects from a GBLUP fit: alpha_hat = sigma2_alpha W_o' V_o^-1 (y_o - X_o b_hat).
 
@@ -214,8 +230,12 @@ def backsolve_snp_effects(
     exact : bool, optional
         The back-solved effects reproduce the GEBVs (W alpha = u) only when G was exactly
         W W' / (2 sum p(1-p)) with these genotypes and frequencies. With the default True, any
-        other G (blended with A, ridged, another method) is refused; with False the approximate
-        effects are returned with a warning.
+        other G (ridged, another method) is refused; with False the approximate effects are
+        returned with a warning.
+    g_weight : float, optional
+        For a blended G_w = g_weight G + (1 - g_weight) A: the model is then u = W alpha + a
+        polygenic part, sigma2_alpha = g_weight sigma2_u / c, and the effects returned are exactly
+        the marker part (W alpha is not the whole GEBV, so no reproduction check is made).
 
     Returns
     -------
@@ -236,13 +256,16 @@ def backsolve_snp_effects(
     W, poly, scale = _centred(geno, p)
     observed = np.isfinite(fit.v_inv_residual)
     alpha = np.zeros(m)
-    alpha[poly] = fit.sigma2_u / scale * (W[observed].T @ fit.v_inv_residual[observed])
+    if not 0 < g_weight <= 1:
+        raise InputError(f"g_weight must be in (0, 1], got {g_weight}.")
+    alpha[poly] = g_weight * fit.sigma2_u / scale * (W[observed].T @ fit.v_inv_residual[observed])
     mismatch = np.abs(W @ alpha[poly] - fit.u).max()
     tolerance = 1e-6 * (1.0 + np.abs(fit.u).max())
-    if mismatch > tolerance:
+    if g_weight == 1 and mismatch > tolerance:
         message = (f"the back-solved effects do not reproduce the GEBVs (largest difference "
                    f"{mismatch:.3g}): the fit's G was not W W' / (2 sum p(1-p)) for these "
-                   "genotypes and allele frequencies (blended, ridged or another method?).")
+                   "genotypes and allele frequencies (ridged, another method, or blended: then "
+                   "give g_weight).")
         if exact:
             raise InputError(message + " Pass exact=False to accept approximate effects.")
         warnings.warn(message, stacklevel=2)
