@@ -8,28 +8,19 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import scipy.linalg as la
-from scipy.linalg.blas import dsyrk
 
 from . import _checks, _spectral
-from ._marker_loops import centred_columns, mirror_upper
 from .errors import (
     InputError,
     NotPositiveDefiniteError,
     ShapeMismatchError,
 )
-from .markers import _frequencies, as_genotypes
+from .markers import _frequencies, as_genotypes, centred_polymorphic, cross_product
 
 __all__ = ["genomic_relationship", "gblup", "GBLUPResult", "INDEFINITE_TOL"]
 
 #: gblup refuses G whose smallest eigenvalue is below -INDEFINITE_TOL times the mean of diag(G).
 INDEFINITE_TOL = 0.05
-
-
-def _cross(W: np.ndarray, scale: float) -> np.ndarray:
-    """W W' * scale, symmetric to the last bit: BLAS syrk computes one triangle (half the flops of
-    a general product), and the other is mirrored from it."""
-    C = dsyrk(scale, np.asfortranarray(W), trans=0, lower=0)  # upper triangle of scale * W W'
-    return mirror_upper(C).T  # symmetric: the transpose of the Fortran array is C-ordered
 
 
 def genomic_relationship(
@@ -82,18 +73,14 @@ def genomic_relationship(
         raise InputError(f"method must be 'vanraden1', 'vanraden2' or 'yang', got {method!r}.")
     geno = as_genotypes(M)
     p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, geno.M.shape[1])
-    het = p * (1.0 - p)
-    poly = np.flatnonzero(het > 0)
-    p, het = p[poly], het[poly]
-    if len(poly) == 0:
-        raise InputError("no marker is polymorphic under the allele frequencies used: G is "
-                         "undefined.")
     if method == "vanraden1":
-        W = centred_columns(geno.M, poly, 2.0 * p, np.ones(len(poly)))
-        return _cross(W, 1.0 / (2.0 * het.sum()))
-    m = len(poly)
-    W = centred_columns(geno.M, poly, 2.0 * p, 1.0 / np.sqrt(2.0 * het))
-    G = _cross(W, 1.0 / m)
+        W, poly, c = centred_polymorphic(geno, p)
+        return cross_product(W, 1.0 / c)
+    het = p * (1.0 - p)
+    scale = 1.0 / np.sqrt(2.0 * np.maximum(het, 1e-300))  # used on polymorphic markers only
+    W, poly, _ = centred_polymorphic(geno, p, scale=scale)
+    p, het = p[poly], het[poly]
+    G = cross_product(W, 1.0 / len(poly))
     if method == "yang":
         X = geno.M[:, poly]
         with np.errstate(invalid="ignore"):

@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.linalg.blas import dsyrk
 
 from . import _checks
 from . import _marker_loops as loops
 from .errors import InputError, format_ids
 
-__all__ = ["Genotypes", "as_genotypes", "allele_frequencies", "center", "filter_markers",
-           "FilterResult"]
+__all__ = ["Genotypes", "as_genotypes", "allele_frequencies", "center", "centred_polymorphic",
+           "cross_product", "filter_markers", "FilterResult"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +116,27 @@ def center(M: Any, allele_freq: Any = None) -> np.ndarray:
     W = G.M - 2.0 * p
     W[np.isnan(W)] = 0.0
     return W
+
+
+def centred_polymorphic(geno: Genotypes, p: np.ndarray, scale: np.ndarray | None = None):
+    """W over the markers polymorphic under p (missing calls 0), Fortran-ordered, optionally with
+    each column multiplied by ``scale`` (given for all markers); returns W, the columns kept and
+    c = 2 sum p(1-p) over them. The one place where genotypes are centred for G and SNP-BLUP."""
+    het = p * (1.0 - p)
+    poly = np.flatnonzero(het > 0)
+    if len(poly) == 0:
+        raise InputError("no marker is polymorphic under the allele frequencies used: G is "
+                         "undefined.")
+    factor = np.ones(len(poly)) if scale is None else np.asarray(scale)[poly]
+    W = loops.centred_columns(geno.M, poly, 2.0 * p[poly], factor)
+    return W, poly, float(2.0 * het[poly].sum())
+
+
+def cross_product(W: np.ndarray, scale: float) -> np.ndarray:
+    """scale * W W', symmetric to the last bit: BLAS syrk computes one triangle (half the flops of
+    a general product), and the other is mirrored from it."""
+    C = dsyrk(scale, np.asfortranarray(W), trans=0, lower=0)  # upper triangle
+    return loops.mirror_upper(C).T  # symmetric: the transpose of the Fortran array is C-ordered
 
 
 def _frequencies(allele_freq: Any, m: int) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -12,20 +12,12 @@ import pandas as pd
 from . import _checks, _spectral
 from ._marker_loops import centred_columns
 from .errors import InputError
-from .genomic import GBLUPResult, _cross
-from .markers import _frequencies, as_genotypes
+from .markers import _frequencies, as_genotypes, centred_polymorphic, cross_product
+
+if TYPE_CHECKING:  # genomic and snpblup are siblings: no import between them at run time
+    from .genomic import GBLUPResult
 
 __all__ = ["SNPBLUPResult", "snp_blup", "backsolve_snp_effects"]
-
-
-def _centred(geno, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """W over the markers polymorphic under p, their columns, and 2 sum p(1-p)."""
-    het = p * (1.0 - p)
-    poly = np.flatnonzero(het > 0)
-    if len(poly) == 0:
-        raise InputError("no marker is polymorphic under the allele frequencies used.")
-    W = centred_columns(geno.M, poly, 2.0 * p[poly], np.ones(len(poly)))
-    return W, poly, float(2.0 * het[poly].sum())
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +169,7 @@ def snp_blup(
         raise InputError("give both sigma2_alpha and sigma2_e, or neither (then REML estimates "
                          "them).")
     p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, m)
-    W, poly, scale = _centred(geno, p)
+    W, poly, scale = centred_polymorphic(geno, p)
     W_o = W[observed]
     # H = W_o W_o' / scale = G_oo. With fewer markers than records, by the thin SVD of its factor
     # (the marker space: no n x n matrix); otherwise the n x n product and its eigendecomposition
@@ -188,7 +180,7 @@ def snp_blup(
     if space == "markers" or (space == "auto" and W_o.shape[1] < W_o.shape[0]):
         rot = _spectral.rotate_factor(y_o, X_o, W_o / np.sqrt(scale))
     else:
-        rot = _spectral.rotate_eigh(y_o, X_o, _cross(W_o, 1.0 / scale))
+        rot = _spectral.rotate_eigh(y_o, X_o, cross_product(W_o, 1.0 / scale))
     if sigma2_alpha is None:
         res = _spectral.fit(rot)
         s2u, s2e, boundary = res.sigma2_u, res.sigma2_e, res.boundary
@@ -253,7 +245,7 @@ def backsolve_snp_effects(
         raise InputError(f"M has {n} rows but the GBLUP fit has {len(fit.u)}; pass the "
                          "genotypes of the rows of G, in the same order.")
     p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, m)
-    W, poly, scale = _centred(geno, p)
+    W, poly, scale = centred_polymorphic(geno, p)
     observed = np.isfinite(fit.v_inv_residual)
     alpha = np.zeros(m)
     if not 0 < g_weight <= 1:
