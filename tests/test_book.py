@@ -95,12 +95,16 @@ def chromium():
     return path
 
 
-def test_chapter_1_reads_offline(built_book, chromium):
-    report = check_page(CHAPTER_1, chromium)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_chapter_reads_offline(built_book, chromium, notebook):
+    page = HTML / notebook.relative_to(ROOT).with_suffix(".html")
+    report = check_page(page, chromium)
     assert not report.problems, "\n".join(report.problems)
-    assert report.math_elements > 50  # the chapter has many equations; all of them typeset
+    assert report.math_elements > 20  # every chapter has many equations; all of them typeset
     figures = [src for src in report.images if "_images/" in src]
-    assert len(figures) >= 3, report.images
+    assert len(figures) >= 1, report.images
+    if page == CHAPTER_1:
+        assert report.math_elements > 50 and len(figures) >= 3
 
 
 def _variant(tmp_name, edit):
