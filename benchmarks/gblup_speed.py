@@ -9,20 +9,11 @@ Run: .venv/bin/python benchmarks/gblup_speed.py [n ...]
 """
 
 import sys
-import time
 
 import numpy as np
+from _timing import timed  # benchmarks/_timing.py
 
 import lmmbook
-
-
-def best(f, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(sizes, m=2000):
@@ -34,14 +25,14 @@ def main(sizes, m=2000):
         M = rng.binomial(2, p, size=(n, m)).astype(float)
         W = M - M.mean(axis=0)
         repeats = 3 if n <= 2000 else 2
-        t_mm = best(lambda W=W: W @ W.T, repeats)
-        t_g = best(lambda M=M: lmmbook.genomic_relationship(M), repeats)
+        t_mm = timed(lambda W=W: W @ W.T, repeats)
+        t_g = timed(lambda M=M: lmmbook.genomic_relationship(M), repeats)
         G = lmmbook.genomic_relationship(M)
         beta = rng.normal(0, np.sqrt(0.4 / (2 * np.sum(p * (1 - p)))), m)
         y = 3 + W @ beta + rng.normal(0, np.sqrt(0.6), n)
         X = np.ones((n, 1))
-        t_eigh = best(lambda G=G: np.linalg.eigh(G), repeats)
-        t_gblup = best(lambda y=y, X=X, G=G: lmmbook.gblup(y, X, G), repeats)
+        t_eigh = timed(lambda G=G: np.linalg.eigh(G), repeats)
+        t_gblup = timed(lambda y=y, X=X, G=G: lmmbook.gblup(y, X, G), repeats)
         fit = lmmbook.gblup(y, X, G)
         print(f"{n:>6} {t_mm:>10.2f} {t_g:>8.2f} {t_g / t_mm:>6.2f} {t_eigh:>9.2f} "
               f"{t_gblup:>10.2f} {t_gblup / t_eigh:>6.2f}  {fit.h2:.3f}")

@@ -13,9 +13,9 @@ Run: .venv/bin/python benchmarks/reml_speed.py [n ...]
 """
 
 import sys
-import time
 
 import numpy as np
+from _timing import timed  # benchmarks/_timing.py
 
 import lmmbook
 
@@ -31,13 +31,6 @@ def genomic_problem(n, m=2000, h2=0.4, seed=1):
     return y, np.ones((n, 1)), G
 
 
-def best_time(f, repeats):
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(sizes):
@@ -46,9 +39,9 @@ def main(sizes):
     for n in sizes:
         y, X, G = genomic_problem(n)
         repeats = 3 if n <= 2000 else 2
-        t_eigh = best_time(lambda G=G: np.linalg.eigh(G), repeats)
+        t_eigh = timed(lambda G=G: np.linalg.eigh(G), repeats)
         fit = lmmbook.reml(y, X, K=G)
-        t_reml = best_time(lambda y=y, X=X, G=G: lmmbook.reml(y, X, K=G), repeats)
+        t_reml = timed(lambda y=y, X=X, G=G: lmmbook.reml(y, X, K=G), repeats)
         print(f"{n:>6} {t_eigh:>10.2f} {t_reml:>10.2f} {t_reml / t_eigh:>7.2f}  "
               f"{fit.sigma2_u:8.4f}  {fit.sigma2_e:8.4f}  {fit.n_iter}")
 

@@ -7,20 +7,11 @@ Run: .venv/bin/python benchmarks/snpblup_speed.py [n m]
 """
 
 import sys
-import time
 
 import numpy as np
+from _timing import timed  # benchmarks/_timing.py
 
 import lmmbook
-
-
-def best(f, repeats=2):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(n=5000, m=2000):
@@ -32,8 +23,8 @@ def main(n=5000, m=2000):
         0, np.sqrt(0.6), n)
     X = np.ones((n, 1))
     G = lmmbook.genomic_relationship(M)
-    t_eigh = best(lambda: np.linalg.eigh(G))
-    t_snp = best(lambda: lmmbook.snp_blup(y, X, M))
+    t_eigh = timed(lambda: np.linalg.eigh(G), 2)
+    t_snp = timed(lambda: lmmbook.snp_blup(y, X, M), 2)
     fit = lmmbook.snp_blup(y, X, M)
     print(f"n = {n}, m = {m}: eigh {t_eigh:.2f} s, snp_blup {t_snp:.2f} s, "
           f"ratio {t_snp / t_eigh:.2f} (goal <= 0.5); h2 = {fit.h2:.3f}")

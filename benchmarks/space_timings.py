@@ -12,23 +12,16 @@ Run: .venv/bin/python benchmarks/space_timings.py
 import datetime
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import timed  # benchmarks/_timing.py
 
 import lmmbook
 
 OUT = Path(__file__).resolve().parent.parent / "book" / "data" / "space-timings.csv"
 
 
-def median_time(f, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main(m=1000, sizes=(250, 500, 1000, 1500, 2000, 3000, 4000)):
@@ -39,8 +32,10 @@ def main(m=1000, sizes=(250, 500, 1000, 1500, 2000, 3000, 4000)):
         M = rng.binomial(2, p, size=(n, m)).astype(float)
         y = (M - 2 * p) @ rng.normal(0, 0.02, m) + rng.normal(0, 1, n)
         X = np.ones((n, 1))
-        t_animal = median_time(lambda M=M, y=y, X=X: lmmbook.snp_blup(y, X, M, space="animals"))
-        t_marker = median_time(lambda M=M, y=y, X=X: lmmbook.snp_blup(y, X, M, space="markers"))
+        t_animal, t_marker = (
+            timed(lambda M=M, y=y, X=X, s=space: lmmbook.snp_blup(y, X, M, space=s),
+                  summary=np.median)
+            for space in ("animals", "markers"))
         rows.append((n, t_animal, t_marker))
         print(n, round(t_animal, 3), round(t_marker, 3))
     header = (f"# measured {datetime.date.today()} on {platform.machine()} with {os.cpu_count()} "

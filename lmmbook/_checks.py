@@ -39,6 +39,11 @@ class Labelled:
     columns: pd.Index | None
 
 
+def dense(A: Matrix) -> np.ndarray:
+    """A dense float array of a dense or scipy.sparse matrix."""
+    return A.toarray() if sp.issparse(A) else np.asarray(A, dtype=float)
+
+
 def vector(name: str, y: Any) -> tuple[np.ndarray, pd.Index | None]:
     """A 1-D float vector and its index when it came as a pandas Series."""
     index = y.index if isinstance(y, pd.Series) else None
@@ -182,7 +187,7 @@ def full_column_rank(name: str, X: Matrix, columns: pd.Index | None,
     if p == 0:  # no fixed effects (records already centred): nothing to estimate
         return
     XtX = X.T @ X
-    XtX = XtX.toarray() if sp.issparse(XtX) else np.asarray(XtX)
+    XtX = dense(XtX)
 
     def label(j: int) -> str:
         return f"{columns[j]!r}" if columns is not None else f"column {j}"
@@ -310,7 +315,7 @@ def align_to_ids(y: Any, ids: pd.Index | None, n: int, of: str = "G") -> np.ndar
 def design_to_ids(X: Any, ids: pd.Index | None, n: int, y: np.ndarray, of: str = "G"):
     """X's rows in the order of ids (joined by ID when X is labelled) and its column names."""
     Xl = matrix("X", X)
-    values = Xl.values.toarray() if sp.issparse(Xl.values) else np.asarray(Xl.values)
+    values = dense(Xl.values)
     if Xl.rows is not None and ids is not None:
         unknown = Xl.rows.difference(ids, sort=False)
         if len(unknown):

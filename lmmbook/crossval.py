@@ -210,8 +210,7 @@ def cross_validate(
     n = len(index)
     y_all = _checks.align_to_ids(y, index, n, of="M" if M is not None else "G")
     X_all, names = _checks.design_to_ids(X, index, n, y_all, of="M" if M is not None else "G")
-    G_all = None if Gl is None else np.asarray(Gl.values.toarray() if hasattr(Gl.values, "toarray")
-                                               else Gl.values, dtype=float)
+    G_all = None if Gl is None else _checks.dense(Gl.values)
     unknown = pd.Index(folds["id"]).difference(index, sort=False)
     if len(unknown):
         raise UnknownIdError(f"folds name {format_ids(unknown)}, not among the IDs of the data.")

@@ -196,7 +196,7 @@ def gblup(
     [0.5, 0.25, -0.5]
     """
     Gl = _checks.matrix("G", G)
-    G_values = _dense(Gl.values)
+    G_values = _checks.dense(Gl.values)
     n = G_values.shape[0]
     if G_values.shape[1] != n:
         raise ShapeMismatchError(f"G must be square, got shape {G_values.shape}.")
@@ -263,9 +263,6 @@ def _scatter(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     out[rows] = values
     return out
 
-
-def _dense(A) -> np.ndarray:
-    return A.toarray() if hasattr(A, "toarray") else np.asarray(A, dtype=float)
 
 
 def _pev(rot, G_ao, G, s2u, s2e, all_observed) -> np.ndarray:

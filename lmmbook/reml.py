@@ -204,7 +204,7 @@ def reml(
         raise InputError(f"method must be 'spectral', 'ai' or 'em', got {method!r}.")
     y_values, y_ids = _checks.vector("y", y)
     Xl = _checks.matrix("X", X)
-    X_values = _dense(_checks.rows_like_y(Xl, "X", y_ids, len(y_values)))
+    X_values = _checks.dense(_checks.rows_like_y(Xl, "X", y_ids, len(y_values)))
     effects = _effects(Z, K, y_ids, len(y_values))
     if method == "spectral" and len(effects.terms) > 1:
         raise InputError(
@@ -271,9 +271,6 @@ class _Effects:
     multi: bool
 
 
-def _dense(A):
-    return A.toarray() if sp.issparse(A) else np.asarray(A, dtype=float)
-
 
 def _effects(Z: Any, K: Any, y_ids: pd.Index | None, n: int) -> _Effects:
     multi = isinstance(Z, (list, tuple)) or isinstance(K, (list, tuple))
@@ -308,7 +305,7 @@ def _effects(Z: Any, K: Any, y_ids: pd.Index | None, n: int) -> _Effects:
             continue
         Kl = _checks.matrix(f"K{which}", Kk)
         K_values, labels = _checks.square_like_z(Kl, Zl, f"K{which}")
-        K_values = _dense(K_values)
+        K_values = _checks.dense(K_values)
         if Zl is None:
             # Z = I: the records are the levels, joined to K by ID when both carry IDs
             if y_ids is not None and Kl.rows is not None:
@@ -328,7 +325,7 @@ def _h_matrix(term: _Term, observed: np.ndarray) -> np.ndarray:
         H = Zo @ Zo.T
     else:
         H = Zo @ (Zo @ term.K).T
-    return _dense(H)
+    return _checks.dense(H)
 
 
 def _blup(term: _Term, observed: np.ndarray, sigma2: float, v_inv_r: np.ndarray) -> np.ndarray:
@@ -351,11 +348,11 @@ def _fit_spectral(y, X, term: _Term, observed) -> dict:
     if term.Z is not None and term.q < n:
         # thin: H = L L' with L = Z K^(1/2), no n x n matrix
         if term.K is None:
-            L = _dense(term.Z[observed])
+            L = _checks.dense(term.Z[observed])
         else:
             w, Q = la.eigh(term.K, check_finite=False)
             _eigen_psd(w)
-            L = _dense(term.Z[observed] @ (Q * np.sqrt(np.maximum(w, 0.0))))
+            L = _checks.dense(term.Z[observed] @ (Q * np.sqrt(np.maximum(w, 0.0))))
         rot = _spectral.rotate_factor(y, X, L)
     else:
         if term.Z is not None or not observed.all():
