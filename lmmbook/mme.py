@@ -39,7 +39,7 @@ class MMEResult:
 
     Attributes
     ----------
-    b : (p,) ndarray
+    b : (n_b,) ndarray
         BLUE of the fixed effects, in the column order of X.
     u : (q,) ndarray
         BLUP of the random effects, in the column order of Z.
@@ -47,8 +47,8 @@ class MMEResult:
         Prediction error variance Var(u_i - u_hat_i) of each level; None when not computed.
     reliability : (q,) ndarray or None
         ``1 - pev / (sigma2_u * diag(K))``, the squared correlation between u and its BLUP.
-    fixed_names : (p,) ndarray
-        Labels of b (X's column labels, or 0..p-1).
+    fixed_names : (n_b,) ndarray
+        Labels of b (X's column labels, or 0..n_b-1).
     levels : (q,) ndarray
         Labels of u (Z's or K_inv's column labels, or 0..q-1).
     sigma2_u, sigma2_e : float
@@ -115,7 +115,7 @@ def solve_mme(
     y : (n,) array_like or pandas.Series
         Records. NaN means "not observed": the record leaves the equations, and every level of u
         is still predicted.
-    X : (n, p) array_like, scipy.sparse matrix, pandas.DataFrame or Incidence
+    X : (n, n_b) array_like, scipy.sparse matrix, pandas.DataFrame or Incidence
         Fixed-effect design; must have full column rank on the observed records.
     Z : (n, q) array_like, scipy.sparse matrix, pandas.DataFrame or Incidence
         Random-effect design.
@@ -140,7 +140,7 @@ def solve_mme(
         about cond(C) times tol, so the default 1e-10 leaves solutions good to ~1e-7 even for
         cond(C) ~ 1e3 (in animal models lambda and the pedigree set the condition number).
     maxiter : int, optional
-        "pcg" iteration limit (default: the number of equations, p + q, at most 100,000).
+        "pcg" iteration limit (default: the number of equations, n_b + q, at most 100,000).
     preconditioner : {"block", "diagonal"}
         "pcg" preconditioner: the inverse of diag(C) ("diagonal"), or that with the fixed-effect
         block inverted as a whole ("block", the default; it helps when fixed effects are many).
@@ -208,8 +208,8 @@ def solve_mme(
     X_values = _checks.rows_like_y(Xl, "X", y_ids, n)
     Z_values = _checks.rows_like_y(Zl, "Z", y_ids, n)
     K_values, levels = _checks.square_like_z(Kl, Zl, "K_inv")
-    p, q = X_values.shape[1], Z_values.shape[1]
-    fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
+    n_b, q = X_values.shape[1], Z_values.shape[1]
+    fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(n_b)
     K_diag = _k_diag_argument(K_diag, q)
 
     observed = np.isfinite(y_values)
@@ -223,20 +223,20 @@ def solve_mme(
     n_iter = residuals = None
     if method == "pcg":
         compute_pev = False
-        C, W = _sparse_system(X_o, Z_o, K_values, lam)
-        solution, residuals = _pcg(C, W.T @ y_o, _preconditioner(C, p, preconditioner), tol,
-                                   maxiter or min(p + q, 100_000))
+        C, XZ = _sparse_system(X_o, Z_o, K_values, lam)
+        solution, residuals = _pcg(C, XZ.T @ y_o, _preconditioner(C, n_b, preconditioner), tol,
+                                   maxiter or min(n_b + q, 100_000))
         n_iter = len(residuals) - 1
     else:
         if compute_pev is None:
             compute_pev = not sparse or q <= PEV_AUTO_MAX_LEVELS
         solver = (_SparseSolver if sparse else _DenseSolver)(X_o, Z_o, K_values, lam)
         solution = solver.solve(solver.rhs(y_o))
-    b, u = solution[:p], solution[p:]
+    b, u = solution[:n_b], solution[n_b:]
 
     pev = reliability = None
     if compute_pev:
-        pev = sigma2_e * solver.inverse_diagonal(p, p + q)
+        pev = sigma2_e * solver.inverse_diagonal(n_b, n_b + q)
         if K_diag is None:
             K_diag = solver.k_diagonal()
         reliability = 1.0 - pev / (sigma2_u * K_diag)
@@ -280,19 +280,19 @@ def _inverse_diagonal(solve, size: int, start: int, stop: int) -> np.ndarray:
 
 
 class _DenseSolver:
-    """C = W'W + blockdiag(0, lambda K^-1), factorised by Cholesky."""
+    """C = [X Z]'[X Z] + Lambda, Lambda = blockdiag(0, lambda K^-1), by Cholesky (chapter 1)."""
 
     def __init__(self, X, Z, K_inv, lam):
-        self.W = np.hstack([X, Z])
-        p = X.shape[1]
+        self.XZ = np.hstack([X, Z])
+        n_b = X.shape[1]
         try:
             self.K_chol = la.cholesky(K_inv, lower=True)
         except la.LinAlgError:
             raise NotPositiveDefiniteError(
                 "K_inv is not positive definite (its Cholesky factorisation failed). "
                 + _PD_HINT) from None
-        C = self.W.T @ self.W
-        C[p:, p:] += lam * K_inv
+        C = self.XZ.T @ self.XZ
+        C[n_b:, n_b:] += lam * K_inv
         try:
             self.factor = la.cho_factor(C, lower=True)
         except la.LinAlgError:
@@ -301,13 +301,13 @@ class _DenseSolver:
                 + _PD_HINT) from None
 
     def rhs(self, y):
-        return self.W.T @ y
+        return self.XZ.T @ y
 
     def solve(self, r):
         return la.cho_solve(self.factor, r)
 
     def inverse_diagonal(self, start, stop):
-        return _inverse_diagonal(self.solve, self.W.shape[1], start, stop)
+        return _inverse_diagonal(self.solve, self.XZ.shape[1], start, stop)
 
     def k_diagonal(self):
         # K = K_inv^-1 = L^-T L^-1, so K_ii is the squared norm of column i of L^-1.
@@ -316,31 +316,32 @@ class _DenseSolver:
 
 
 def _sparse_system(X, Z, K_inv, lam):
-    """C = W'W + blockdiag(0, lambda K^-1) (sparse CSR), and W = [X Z] for the right-hand side."""
-    W = sp.hstack([sp.csr_array(X), sp.csr_array(Z)], format="csr")
-    p = X.shape[1]
-    C = (W.T @ W + sp.block_diag([sp.csr_array((p, p)), lam * sp.csr_array(K_inv)])).tocsr()
-    return C, W
+    """C = [X Z]'[X Z] + Lambda (sparse CSR), and [X Z] for the right-hand side g."""
+    XZ = sp.hstack([sp.csr_array(X), sp.csr_array(Z)], format="csr")
+    n_b = X.shape[1]
+    Lam = sp.block_diag([sp.csr_array((n_b, n_b)), lam * sp.csr_array(K_inv)])
+    C = (XZ.T @ XZ + Lam).tocsr()
+    return C, XZ
 
 
-def _preconditioner(C, p: int, kind: str):
-    """M^-1 as a function: 1 / diag(C), with the p x p fixed-effect block inverted whole for
-    "block"."""
+def _preconditioner(C, n_b: int, kind: str):
+    """The inverse of the preconditioner tilde-C as a function: 1 / diag(C), with the n_b x n_b
+    fixed-effect block inverted whole for "block"."""
     diag = C.diagonal()
     if np.any(diag <= 0):
         raise NotPositiveDefiniteError(
             "The coefficient matrix has a diagonal entry <= 0. " + _PD_HINT)
     inv_diag = 1.0 / diag
-    if kind == "block" and p > 1:
+    if kind == "block" and n_b > 1:
         try:
-            block_inv = np.linalg.inv(C[:p, :p].toarray())
+            block_inv = np.linalg.inv(C[:n_b, :n_b].toarray())
         except np.linalg.LinAlgError:
             raise NotPositiveDefiniteError(
                 "The fixed-effect block X'X is singular. " + _PD_HINT) from None
 
         def apply(r):
             out = inv_diag * r
-            out[:p] = block_inv @ r[:p]
+            out[:n_b] = block_inv @ r[:n_b]
             return out
 
         return apply
@@ -381,13 +382,14 @@ class _SparseSolver:
     """The same equations kept sparse and factorised by SuperLU."""
 
     def __init__(self, X, Z, K_inv, lam):
-        self.W = sp.hstack([sp.csr_array(X), sp.csr_array(Z)], format="csr")
+        self.XZ = sp.hstack([sp.csr_array(X), sp.csr_array(Z)], format="csr")
         self.K_inv = sp.csc_array(K_inv)
-        p = X.shape[1]
+        n_b = X.shape[1]
         if (self.K_inv.diagonal() <= 0).any():
             raise NotPositiveDefiniteError(
                 "K_inv has a diagonal entry <= 0, so it is not positive definite. " + _PD_HINT)
-        C = (self.W.T @ self.W + sp.block_diag([sp.csc_array((p, p)), lam * self.K_inv])).tocsc()
+        Lam = sp.block_diag([sp.csc_array((n_b, n_b)), lam * self.K_inv])
+        C = (self.XZ.T @ self.XZ + Lam).tocsc()
         self.factor = self._lu(C, "The coefficient matrix of the mixed-model equations")
 
     @staticmethod
@@ -398,13 +400,13 @@ class _SparseSolver:
             raise NotPositiveDefiniteError(f"{what} is singular. " + _PD_HINT) from None
 
     def rhs(self, y):
-        return self.W.T @ y
+        return self.XZ.T @ y
 
     def solve(self, r):
         return self.factor.solve(np.asarray(r, dtype=float))
 
     def inverse_diagonal(self, start, stop):
-        return _inverse_diagonal(self.solve, self.W.shape[1], start, stop)
+        return _inverse_diagonal(self.solve, self.XZ.shape[1], start, stop)
 
     def k_diagonal(self):
         K_factor = self._lu(self.K_inv, "K_inv")

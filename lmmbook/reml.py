@@ -1,7 +1,7 @@
 """Variance components by restricted maximum likelihood (chapter 2).
 
-Model: y = X b + sum_k Z_k u_k + e, u_k ~ N(0, sigma2_k K_k), e ~ N(0, sigma2_e I), so that
-V = sum_k sigma2_k H_k + sigma2_e I with H_k = Z_k K_k Z_k'. Three methods:
+Model: y = X b + sum_s Z_s u_s + e, u_s ~ N(0, sigma2_s K_s), e ~ N(0, sigma2_e I), so that
+V = sum_s sigma2_s V_s + sigma2_e I with V_s = Z_s K_s Z_s'. Three methods:
 
 - ``"spectral"`` (one random effect): one eigendecomposition (or a thin SVD when Z has fewer
   columns than records), then a one-dimensional search of the profiled likelihood
@@ -54,16 +54,16 @@ class REMLResult:
         scaled like A (diagonal ~1).
     loglik : float
         REML log-likelihood at the estimates, lme4's convention:
-        -1/2 [(n-p) log 2pi + log|V| + log|X'V^-1 X| + r'V^-1 r].
-    b : (p,) ndarray
+        -1/2 [(n-n_b) log 2pi + log|V| + log|X'V^-1 X| + y_c'V^-1 y_c].
+    b : (n_b,) ndarray
         BLUE of the fixed effects at the estimates.
-    b_se : (p,) ndarray
+    b_se : (n_b,) ndarray
         Standard errors of b, sqrt(diag((X'V^-1 X)^-1)).
     u : (q,) ndarray or tuple of ndarray
         BLUP of each random effect at the estimates, one value per column of Z (per level).
     levels : (q,) ndarray or tuple of ndarray
         Labels of u.
-    fixed_names : (p,) ndarray
+    fixed_names : (n_b,) ndarray
         Labels of b.
     sigma2_u_se, sigma2_e_se, h2_se : float or tuple of float
         Approximate standard errors from the inverse of the expected information matrix
@@ -143,7 +143,7 @@ def reml(
     ----------
     y : (n,) array_like or pandas.Series
         Records; NaN means "not observed" (left out of the likelihood, still predicted in u).
-    X : (n, p) array_like, pandas.DataFrame or Incidence
+    X : (n, n_b) array_like, pandas.DataFrame or Incidence
         Fixed-effect design, full column rank on the observed records.
     Z : (n, q) array_like, scipy.sparse, DataFrame, Incidence or None, or a list of them
         Random-effect design(s). None means the identity (one level per record; then K is n x n).
@@ -184,7 +184,7 @@ def reml(
     Chapter 2: the REML log-likelihood ``(eq-reml)`` in lme4's convention (rrBLUP's ``LL`` adds
     1/2 log|X'X|); the spectral method ``(eq-profile)`` after Patterson & Thompson (1971) and
     Kang et al. (2008), finished on a root of the analytic score so that the variances are exact to
-    about 1e-10 relative. At the boundary sigma2_u = 0 the search returns exactly 0 (tau = 0 is
+    about 1e-10 relative. At the boundary sigma2_u = 0 the search returns exactly 0 (eta = 0 is
     evaluated), so compare such an estimate with an absolute, not a relative, tolerance. AI-REML
     ``(eq-ai)`` after Gilmour, Thompson & Cullis (1995); EM-REML ``(eq-em)``.
 
@@ -466,7 +466,7 @@ class _VState:
         self.loglik = -0.5 * ((n - p) * _spectral.LOG_2PI + logdet_V + logdet_M + y @ self.Py)
 
     def score_parts(self):
-        """tr(P H_k) and y'P H_k P y for each variance component."""
+        """tr(P V_s) and y'P V_s P y for each variance component."""
         traces = np.array([np.sum(self.P * H) for H in self.Hs])  # H symmetric
         HPy = [H @ self.Py for H in self.Hs]
         quads = np.array([self.Py @ h for h in HPy])
@@ -496,7 +496,7 @@ def _distance_to_optimum(state: _VState) -> float:
 
 
 def _em_step(state: _VState, sizes: np.ndarray) -> _VState:
-    """sigma2_k <- sigma2_k + sigma2_k^2 (y'P H_k P y - tr(P H_k)) / q_k  (chapter 2, eq-em)."""
+    """sigma2_s <- sigma2_s + sigma2_s^2 (y'P V_s P y - tr(P V_s)) / q_s  (chapter 2, eq-em)."""
     traces, quads, _ = state.score_parts()
     theta = state.theta + state.theta**2 * (quads - traces) / sizes
     return _VState(state.y, state.X, state.Hs, _floor(theta))
@@ -526,7 +526,7 @@ def _squarem_cycle(state: _VState, sizes: np.ndarray) -> _VState:
 
 
 def _ai_step(state: _VState, sizes: np.ndarray) -> _VState:
-    """theta <- theta + AI^-1 score, AI_kl = (H_k P y)' P (H_l P y) / 2  (chapter 2, eq-ai).
+    """theta <- theta + AI^-1 score, AI_st = (V_s P y)' P (V_t P y) / 2  (chapter 2, eq-ai).
 
     A variance that the step would push below its floor (a small positive fraction of the total)
     is held at the floor and the step is solved again for the others (an active set: this is how
