@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike
 
 from . import _pedigree_loops as loops
 from .design import Incidence, incidence
-from .errors import DuplicateIdError, InputError, PedigreeError, UnknownIdError, format_ids
+from .errors import InputError, PedigreeError, UnknownIdError, format_ids
 
 __all__ = ["Pedigree", "DEFAULT_MISSING", "DENSE_A_MAX"]
 
@@ -52,11 +52,12 @@ class Pedigree:
 
     Raises
     ------
-    DuplicateIdError
-        An animal is listed twice with different parents (identical repeats are merged).
     PedigreeError
-        An animal is its own parent or its own ancestor (the message prints the loop); sire and dam
-        are the same animal, or one ID is used both as a sire and as a dam, without
+        An animal is listed more than once with parents that differ in any way, a known parent
+        against an unknown one included (the message names the animal, its parent pairs and the
+        rows); repeats with identical parents, however "unknown" is spelled, are merged into one
+        row. An animal is its own parent or its own ancestor (the message prints the loop); sire
+        and dam are the same animal, or one ID is used both as a sire and as a dam, without
         ``allow_selfing``.
 
     Notes
@@ -317,21 +318,50 @@ def _unknown_mask(missing: Iterable[Any] | None):
 
 
 def _merge_repeats(table: pd.DataFrame) -> pd.DataFrame:
-    repeated = table["animal"].duplicated(keep=False)
+    """Merge rows that repeat an animal with the same parents; refuse a repeat that disagrees in
+    any parent, a known parent against an unknown one included.
+
+    Rows are compared by the codes of their IDs, never by text: an unknown parent is None here and
+    keeps a code of its own (-1), so a sire 'b' and an unknown sire differ. (Counting distinct
+    texts would skip it: under pandas 3, ``astype(str)`` leaves a missing value missing.)
+    """
+    repeated = table["animal"].duplicated(keep=False).to_numpy()
     if not repeated.any():
         return table
-    rows = table[repeated].astype(str)
-    conflicting = rows.groupby("animal")[["sire", "dam"]].nunique()
-    conflicting = conflicting[(conflicting > 1).any(axis=1)]
-    if len(conflicting):
-        bad = conflicting.index[0]
-        pairs = table[table["animal"].astype(str) == bad][["sire", "dam"]]
-        listed = "; ".join(f"sire {s!r}, dam {d!r}" for s, d in pairs.itertuples(index=False))
-        raise DuplicateIdError(
-            f"animal {bad!r} is listed with different parents ({listed}); an animal has one sire "
-            f"and one dam. Correct the pedigree ({len(conflicting)} animal(s) affected)."
+    codes = pd.DataFrame({c: pd.factorize(table[c].to_numpy(object), use_na_sentinel=True)[0]
+                          for c in ("animal", "sire", "dam")})
+    distinct = codes[~codes.duplicated()]
+    n_pairs = distinct["animal"].value_counts(sort=False)
+    bad = n_pairs.index[n_pairs.to_numpy() > 1]
+    if len(bad):
+        first = distinct["animal"][distinct["animal"].isin(bad)].iloc[0]  # in input order
+        rows = np.flatnonzero(codes["animal"].to_numpy() == first)
+        pairs = table.loc[distinct.index[distinct["animal"] == first], ["sire", "dam"]]
+        # the pair with more known parents first: what a merge would lose
+        known = pairs.notna().sum(axis=1).to_numpy()
+        listed = [f"(sire {_shown(s)}, dam {_shown(d)})"
+                  for s, d in pairs.iloc[np.argsort(-known, kind="stable")].itertuples(index=False)]
+        times = "twice" if len(rows) == 2 else f"{len(rows)} times"
+        how = ("different parents" if len(listed) == 2 else
+               f"{len(listed)} different parent pairs")
+        affected = f"; {len(bad)} animals affected" if len(bad) > 1 else ""
+        raise PedigreeError(
+            f"animal {_shown(table['animal'].iloc[rows[0]])} appears {times} with {how}: "
+            f"{_and(listed)}; keep one row per animal, with its correct parents (input rows "
+            f"{_and([str(r) for r in rows])}{affected})."
         )
-    return table.drop_duplicates("animal").reset_index(drop=True)
+    return table[~codes.duplicated("animal").to_numpy()].reset_index(drop=True)
+
+
+def _shown(value: Any) -> str:
+    """An ID as a message shows it: 'a', 7 (not np.int64(7)), or unknown."""
+    if value is None:
+        return "unknown"
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _check_roles(table: pd.DataFrame, allow_selfing: bool) -> None:

@@ -10,7 +10,6 @@ import lmmbook
 from lmmbook.datasets import mrode_example_3_1
 from lmmbook.errors import (
     ConvergenceError,
-    DuplicateIdError,
     InputError,
     PedigreeError,
     UnknownIdError,
@@ -184,10 +183,76 @@ def test_own_parent():
 
 
 def test_two_parent_pairs():
-    with pytest.raises(DuplicateIdError, match=r"animal '3' is listed with different parents"):
+    with pytest.raises(PedigreeError, match=r"animal 3 appears twice with different parents: "
+                       r"\(sire 1, dam 2\) and \(sire 2, dam 1\); keep one row per animal"):
         lmmbook.Pedigree([1, 2, 3, 3], [0, 0, 1, 2], [0, 0, 2, 1], allow_selfing=True)
     # an identical repeat is merged
     assert len(lmmbook.Pedigree([1, 2, 3, 3], [0, 0, 1, 1], [0, 0, 2, 2])) == 3
+
+
+def test_a_known_parent_against_an_unknown_one_is_a_conflict():
+    """A repeat that names a parent where another row has none is a conflict too: merging it
+    would keep one row and silently lose (or invent) the sire."""
+    with pytest.raises(PedigreeError) as info:
+        lmmbook.Pedigree(["a", "a", "b"], [None, "b", None], [None, None, None])
+    assert str(info.value).startswith(
+        "animal 'a' appears twice with different parents: (sire 'b', dam unknown) and "
+        "(sire unknown, dam unknown); keep one row per animal")
+    # the same with integer IDs (0 = unknown), and on the dam's side
+    with pytest.raises(PedigreeError, match=r"animal 1 appears twice .*\(sire 2, dam unknown\) "
+                       r"and \(sire unknown, dam unknown\)"):
+        lmmbook.Pedigree([1, 1, 2], [0, 2, 0], [0, 0, 0])
+    with pytest.raises(PedigreeError, match=r"animal 'c' .*\(sire 'a', dam 'b'\) and "
+                       r"\(sire 'a', dam unknown\)"):
+        lmmbook.Pedigree(["c", "c"], ["a", "a"], ["", "b"])
+    # from a data frame, where a column with an unknown parent arrives as floats with NaN
+    df = pd.DataFrame({"animal": [1, 1, 2], "sire": [np.nan, 2.0, np.nan],
+                       "dam": [np.nan, np.nan, np.nan]})
+    with pytest.raises(PedigreeError, match=r"animal 1 appears twice .*\(sire 2, dam unknown\)"):
+        lmmbook.Pedigree.from_frame(df)
+    # three rows, three parent pairs, and the count of the animals affected
+    with pytest.raises(PedigreeError, match=r"animal 'x' appears 3 times with 3 different parent "
+                       r"pairs: .* and .*; keep one row per animal, with its correct parents "
+                       r"\(input rows 0, 1 and 2; 2 animals affected\)\."):
+        lmmbook.Pedigree(["x", "x", "x", "y", "y"], ["p", "q", None, "p", None],
+                         ["r", "r", "r", "r", "r"])
+
+
+def test_identical_repeats_are_merged_whatever_spells_unknown():
+    ped = lmmbook.Pedigree(["a", "a", "a", "s"], ["s", "s", "s", None], [None, "", np.nan, "0"])
+    assert ped.ids.tolist() == ["s", "a"] and ped.sire.tolist() == [-1, 0]
+    assert ped.dam.tolist() == [-1, -1]
+    df = pd.DataFrame({"animal": [2, 2, 1], "sire": [1.0, 1.0, np.nan], "dam": [np.nan] * 3})
+    assert lmmbook.Pedigree.from_frame(df).ids.tolist() == [1, 2]
+    # a nullable integer column: pd.NA is unknown too, and a conflict with a known sire
+    df = pd.DataFrame({"animal": [2, 2, 1], "sire": pd.array([1, pd.NA, pd.NA], dtype="Int64"),
+                       "dam": pd.array([pd.NA] * 3, dtype="Int64")})
+    with pytest.raises(PedigreeError, match=r"animal 2 appears twice .*\(sire 1, dam unknown\)"):
+        lmmbook.Pedigree.from_frame(df)
+
+
+@settings(max_examples=30)
+@given(pedigrees, st.integers(0, 2**32 - 1), st.sampled_from(["sire", "dam"]))
+def test_a_repeated_row_is_merged_and_a_changed_one_refused(df, seed, parent):
+    """Every row repeated as it is gives the same pedigree; one repeat with one parent changed
+    (to unknown, to known, or to another animal) is refused, on the integer and the text path."""
+    rng = np.random.default_rng(seed)
+    ped = lmmbook.Pedigree.from_frame(df)
+    doubled = lmmbook.Pedigree.from_frame(pd.concat([df, df.sample(frac=1, random_state=1)]))
+    np.testing.assert_array_equal(doubled.ids, ped.ids)
+    np.testing.assert_array_equal(doubled.sire, ped.sire)
+    np.testing.assert_array_equal(doubled.dam, ped.dam)
+    row = df.iloc[[int(rng.integers(len(df)))]].copy()
+    old = int(row[parent].iloc[0])
+    row[parent] = int(row["animal"].iloc[0]) + 1000 if old == 0 else (0 if rng.random() < 0.5
+                                                                      else old + 1000)
+    changed = pd.concat([df, row])
+    animal = int(row["animal"].iloc[0])
+    for frame, shown in ((changed, f"{animal}"), (changed.astype(str).replace("0", ""),
+                                                  f"'{animal}'")):
+        with pytest.raises(PedigreeError, match=rf"animal {shown} appears twice with different "
+                           "parents"):
+            lmmbook.Pedigree.from_frame(frame, allow_selfing=True)
 
 
 def test_sire_and_dam_roles():
