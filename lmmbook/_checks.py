@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from .design import Incidence
 from .errors import (
     DuplicateIdError,
+    IdError,
     InputError,
     NonFiniteError,
     NotPositiveDefiniteError,
@@ -130,7 +131,15 @@ def _finite(name: str, values: Matrix, rows: pd.Index | None, columns: pd.Index 
 
 
 def unique_ids(what: str, ids: pd.Index) -> None:
-    """Refuse an index that names an ID twice."""
+    """Refuse an index that names an ID twice or lacks one (pandas aligns a missing ID with
+    another missing ID, so a record without an ID would be joined to a row without one)."""
+    missing = [] if isinstance(ids, pd.MultiIndex) else np.flatnonzero(pd.isna(ids))
+    if len(missing):
+        raise IdError(
+            f"{what} has a missing ID at position {int(missing[0])} ({len(missing)} in all); "
+            "every row must carry an ID so that records can be joined. Give it its ID or drop "
+            "the row."
+        )
     duplicated = ids.duplicated()
     if duplicated.any():
         raise DuplicateIdError(

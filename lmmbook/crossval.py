@@ -63,6 +63,7 @@ def kfold(ids: Any, k: int, *, repeats: int = 1, groups: Any = None, seed: int) 
     if groups is not None:
         labels = np.asarray(groups)
         _checks.same_length("groups", len(index), "ids", len(labels), unit="entries")
+        _present("groups", labels, index)
         units = pd.unique(labels)
         what = "groups"
     else:
@@ -86,6 +87,34 @@ def kfold(ids: Any, k: int, *, repeats: int = 1, groups: Any = None, seed: int) 
     return pd.concat(frames, ignore_index=True)
 
 
+def _present(what: str, values: np.ndarray, index: pd.Index) -> None:
+    """Refuse a missing group or generation: counts and groupby would drop it silently."""
+    lacking = np.flatnonzero(pd.isna(values))
+    if len(lacking):
+        i = int(lacking[0])
+        raise InputError(
+            f"{what} is missing for {format_ids([index[i]])} (position {i}): every ID needs a "
+            f"{'group' if what == 'groups' else what} ({len(lacking)} missing in all). Give it "
+            "one or leave the ID out."
+        )
+
+
+def _check_folds(folds: Any) -> None:
+    """A folds table has id, repeat and fold, none missing (groupby would drop such rows)."""
+    columns = ["id", "repeat", "fold"]
+    if not isinstance(folds, pd.DataFrame) or not set(columns) <= set(folds.columns):
+        raise InputError("folds needs the columns 'id', 'repeat' and 'fold' (as made by kfold or "
+                         "forward_split).")
+    for column in columns:
+        lacking = np.flatnonzero(folds[column].isna().to_numpy())
+        if len(lacking):
+            i = int(lacking[0])
+            raise InputError(
+                f"folds has a missing {column} at row {i} (ID {format_ids([folds['id'].iloc[i]])})"
+                "; every row needs an id, a repeat and a fold (-1 for training only)."
+            )
+
+
 def forward_split(ids: Any, generation: Any, *, validate: Any = None) -> pd.DataFrame:
     """Train on earlier generations, validate on later ones (by default the latest).
 
@@ -101,6 +130,7 @@ def forward_split(ids: Any, generation: Any, *, validate: Any = None) -> pd.Data
     index = _ids(ids)
     gen = np.asarray(generation)
     _checks.same_length("generation", len(index), "ids", len(gen), unit="entries")
+    _present("generation", gen, index)
     chosen = [gen.max()] if validate is None else list(np.atleast_1d(validate))
     valid = np.isin(gen, chosen)
     train = gen < min(chosen)
@@ -181,7 +211,8 @@ def cross_validate(
     UnknownIdError
         IDs in ``folds`` that are not in the data.
     InputError
-        A validation fold without a phenotyped individual; M and G both or neither given.
+        A validation fold without a phenotyped individual; M and G both or neither given; a
+        ``folds`` table without ``id``, ``repeat`` and ``fold``, or with a missing value in them.
     RankDeficientError
         A fixed-effect level without a record in a training set (the message names the level and
         the fold: stratify the folds).
@@ -199,6 +230,7 @@ def cross_validate(
         raise InputError("snp_blup needs genotypes M, not G.")
     if not refit_variances and (sigma2_u is None or sigma2_e is None):
         raise InputError("refit_variances=False needs sigma2_u and sigma2_e.")
+    _check_folds(folds)
     geno = as_genotypes(M) if M is not None else None
     Gl = _checks.matrix("G", G) if G is not None else None
     if ids is None:

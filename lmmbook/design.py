@@ -90,7 +90,8 @@ def incidence(labels: ArrayLike, levels: ArrayLike | None = None, *,
     Raises
     ------
     InputError
-        A label is missing (None/NaN): every record needs a level.
+        A label or a level is missing (None/NaN): every record needs a level, every level a
+        label.
     DuplicateIdError
         ``levels`` names a level twice.
     UnknownIdError
@@ -130,6 +131,12 @@ def incidence(labels: ArrayLike, levels: ArrayLike | None = None, *,
         level_values = np.asarray(levels)
         if level_values.ndim != 1:
             raise InputError("levels must be one-dimensional.")
+        lacking = _is_missing(level_values)
+        if lacking.any():  # no label is missing, so no record could reach such a column
+            raise InputError(
+                f"levels is missing at position(s) {format_ids(np.flatnonzero(lacking).tolist())}"
+                ": every level needs a label. Remove the missing entries."
+            )
         duplicated = pd.Index(level_values).duplicated()
         if duplicated.any():
             raise DuplicateIdError(

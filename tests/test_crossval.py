@@ -127,3 +127,27 @@ def test_errors(population):
     with pytest.raises(InputError, match="snp_blup needs genotypes"):
         lmmbook.cross_validate(phen["y"], X, folds, G=np.eye(len(phen)), ids=phen.index,
                                model="snp_blup")
+
+
+def test_missing_ids_groups_generations_and_folds_are_refused():
+    """A missing value is never a group, a generation, a fold or an ID: pandas would drop it
+    from a count or a groupby (or match it to another missing value), losing records silently."""
+    with pytest.raises(InputError, match="ids has a missing ID at position 1"):
+        lmmbook.kfold(["a", None, "c", "d"], 2, seed=0)
+    for missing in (None, np.nan):
+        with pytest.raises(InputError, match=r"groups is missing for 'b' \(position 1\)"):
+            lmmbook.kfold(["a", "b", "c", "d"], 2, groups=pd.Series(["f", missing, "f", "g"]),
+                          seed=0)
+    with pytest.raises(InputError, match=r"generation is missing for 'b' \(position 1\)"):
+        lmmbook.forward_split(["a", "b", "c", "d"], [0, np.nan, 1, 1], validate=1)
+    with pytest.raises(InputError, match=r"generation is missing for 'd' \(position 3\)"):
+        lmmbook.forward_split(["a", "b", "c", "d"], [0, 0, 1, np.nan])
+    folds = pd.DataFrame({"id": ["a", "b", "c", "d"], "repeat": [0, 0, 0, 0],
+                          "fold": [0, np.nan, 1, 1]})
+    M = np.array([[0, 1], [1, 2], [2, 0], [1, 1]], dtype=float)
+    with pytest.raises(InputError, match=r"folds has a missing fold at row 1 \(ID 'b'\)"):
+        lmmbook.cross_validate([1.0, 2.0, 3.0, 4.0], np.ones((4, 1)), folds, M=M,
+                               ids=["a", "b", "c", "d"])
+    with pytest.raises(InputError, match=r"folds needs the columns 'id', 'repeat' and 'fold'"):
+        lmmbook.cross_validate([1.0, 2.0, 3.0, 4.0], np.ones((4, 1)), folds.drop(columns="repeat"),
+                               M=M, ids=["a", "b", "c", "d"])

@@ -60,3 +60,12 @@ def test_duplicate_levels_named():
 def test_two_dimensional_levels_refused():
     with pytest.raises(InputError, match="levels must be one-dimensional"):
         lmmbook.incidence(["a"], levels=[["a"]])
+
+
+def test_missing_level_refused():
+    # a label can never be missing, so a missing level would be a column no record can reach
+    with pytest.raises(InputError, match=r"levels is missing at position\(s\) 2"):
+        lmmbook.incidence(["a", "b"], levels=["a", "b", None])
+    with pytest.raises(InputError, match=r"levels is missing at position\(s\) 0"):
+        lmmbook.incidence(pd.Series(["a"], dtype="str"), levels=pd.Series([np.nan, "a"],
+                                                                          dtype="str"))

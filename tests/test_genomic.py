@@ -177,3 +177,13 @@ def test_gblup_errors():
         lmmbook.gblup(y[:9], X, Gw)
     with pytest.raises(InputError, match="more phenotyped individuals than fixed effects"):
         lmmbook.gblup(np.r_[y[:2], np.full(8, np.nan)], X, Gw)
+
+
+def test_a_missing_id_is_refused():
+    G = pd.DataFrame(np.eye(3), index=["a", np.nan, "c"], columns=["a", np.nan, "c"])
+    with pytest.raises(InputError, match="the index of G has a missing ID at position 1"):
+        lmmbook.gblup(pd.Series([1.0, 2.0], index=["c", "a"]), np.ones((3, 1)), G,
+                      sigma2_u=1.0, sigma2_e=1.0)
+    with pytest.raises(InputError, match="ids has a missing ID at position 0"):
+        lmmbook.gblup([1.0, 2.0, 3.0], np.ones((3, 1)), np.eye(3), ids=[None, "b", "c"],
+                      sigma2_u=1.0, sigma2_e=1.0)

@@ -57,3 +57,12 @@ def test_filter_reports_what_it_removed():
     assert res.removed["reason"].tolist() == ["monomorphic", "maf < 0.05", "call rate < 0.9"]
     assert res.M.shape == (100, 3) and res.snp_names.tolist() == ["s0", "s4", "s5"]
     assert lmmbook.filter_markers is filter_markers
+
+
+def test_missing_individual_id_or_marker_name_refused():
+    M = pd.DataFrame([[0, 1], [2, 1]], index=["a", None], columns=["s1", "s2"])
+    with pytest.raises(InputError, match="the index of M has a missing ID at position 1"):
+        as_genotypes(M)
+    M = pd.DataFrame([[0, 1], [2, 1]], index=["a", "b"], columns=[np.nan, "s2"])
+    with pytest.raises(InputError, match="the columns of M has a missing ID at position 0"):
+        as_genotypes(M)

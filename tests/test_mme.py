@@ -309,3 +309,20 @@ def test_non_numeric_dataframe_column():
     y, X, Z, K_inv = small()
     with pytest.raises(InputError, match=r"'env'.*lmmbook.incidence"):
         lmmbook.solve_mme(y, pd.DataFrame({"env": list("aabb")}), Z, K_inv, 1, 1)
+
+
+def test_a_missing_id_is_refused_not_joined_to_another_missing_id():
+    """pandas matches NaN to NaN when it aligns indexes: a record without an ID would be joined
+    to the row of X or Z that has none. Every labelled input refuses a missing ID instead."""
+    y, X, Z, K_inv = small()
+    ys = pd.Series(y, index=["r1", None, "r3", "r4"])
+    Xd = pd.DataFrame(X, index=["r4", "r3", None, "r1"], columns=["mu"])
+    with pytest.raises(InputError, match=r"the index of y has a missing ID at position 1"):
+        lmmbook.solve_mme(ys, Xd, Z, K_inv, 1, 1)
+    ids = ["r1", "r2", "r3", "r4"]
+    with pytest.raises(InputError, match=r"the index of X has a missing ID at position 2"):
+        lmmbook.solve_mme(pd.Series(y, index=ids), pd.DataFrame(X, index=["r4", "r3", np.nan,
+                                                                          "r1"]), Z, K_inv, 1, 1)
+    with pytest.raises(InputError, match=r"the columns of K_inv has a missing ID at position 1"):
+        lmmbook.solve_mme(y, X, Z, pd.DataFrame(np.eye(2), index=["a", "b"], columns=["a", None]),
+                          1, 1)
