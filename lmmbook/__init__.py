@@ -32,6 +32,13 @@ from .simulate import (
     simulate_variety_trial,
 )
 from .snpblup import SNPBLUPResult, backsolve_snp_effects, snp_blup
+from .validation import (
+    FoldEstimate,
+    LRResult,
+    compare_folds,
+    fold_se,
+    lr_validation,
+)
 
 __version__ = "0.1.0"
 
@@ -39,9 +46,11 @@ __all__ = [
     "CVResult",
     "ConvergenceError",
     "DuplicateIdError",
+    "FoldEstimate",
     "GBLUPResult",
     "Incidence",
     "InputError",
+    "LRResult",
     "LmmbookError",
     "MMEResult",
     "NonFiniteError",
@@ -58,13 +67,16 @@ __all__ = [
     "VarietyTrial",
     "allele_frequencies",
     "backsolve_snp_effects",
+    "compare_folds",
     "cross_validate",
     "filter_markers",
+    "fold_se",
     "forward_split",
     "gblup",
     "genomic_relationship",
     "incidence",
     "kfold",
+    "lr_validation",
     "reml",
     "simulate_pedigree",
     "simulate_population",
