@@ -27,7 +27,7 @@ def mrode_example_3_1() -> pd.DataFrame:
     --------
     >>> from lmmbook.datasets import mrode_example_3_1
     >>> df = mrode_example_3_1()
-    >>> df.loc[7, ["sire", "dam"]].tolist(), float(df.loc[7, "y"])
+    >>> df.loc[7, ["sire", "dam"]].astype(int).tolist(), float(df.loc[7, "y"])
     ([4, 5], 3.5)
     >>> int(df["y"].notna().sum())
     5
