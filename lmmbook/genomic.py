@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as la
 
-from . import _checks, _spectral
+from . import _checks, _spectral, markers
 from .errors import (
     InputError,
     NotPositiveDefiniteError,
@@ -28,6 +28,7 @@ def genomic_relationship(
     *,
     method: Literal["vanraden1", "vanraden2", "yang"] = "vanraden1",
     allele_freq: Any = None,
+    weights: Any = None,
 ) -> np.ndarray:
     """Genomic relationship matrix from 0/1/2 genotypes.
 
@@ -43,6 +44,14 @@ def genomic_relationship(
         polymorphic markers called for i (1 when m_i = 0).
     allele_freq : (m,) array_like, optional
         Frequencies to centre and scale with (a base or training population); by default those of M.
+    weights : (m,) array_like, optional
+        Marker weights d_k >= 0 (weighted GBLUP, Wang et al. 2012). Both VanRaden methods are
+        G = W D_alpha W' / c, with D_alpha = I and c = 2 sum p(1-p) for "vanraden1",
+        D_alpha = diag(1 / (2 p_k (1 - p_k))) and c = m for "vanraden2"; weights multiply D_alpha,
+        diag(d_k) D_alpha, and leave c as it is. They are used as given, not normalised: rescale
+        them if G should keep its scale (Wang et al. rescale so that the genomic variance stays
+        the same). Not for "yang". :func:`lmmbook.backsolve_snp_effects` with the same
+        ``method``, ``allele_freq`` and ``weights`` back-solves a GBLUP fit made with this G.
 
     Returns
     -------
@@ -73,6 +82,8 @@ def genomic_relationship(
         raise InputError(f"method must be 'vanraden1', 'vanraden2' or 'yang', got {method!r}.")
     geno = as_genotypes(M)
     p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, geno.M.shape[1])
+    if weights is not None:
+        return _weighted(geno, p, method, weights)
     if method == "vanraden1":
         W, poly, c = centred_polymorphic(geno, p)
         return cross_product(W, 1.0 / c)
@@ -89,6 +100,19 @@ def genomic_relationship(
         # an individual with no call at a polymorphic marker gets the expectation, 1
         G[np.diag_indices_from(G)] = 1.0 + np.nansum(term, axis=1) / np.maximum(called, 1)
     return G
+
+
+def _weighted(geno, p: np.ndarray, method: str, weights: Any) -> np.ndarray:
+    """G = W diag(d) D_alpha W' / c: each column of W times the root of its weight."""
+    if method == "yang":
+        raise InputError("weights apply to method='vanraden1' or 'vanraden2' (G = W D_alpha W' / "
+                         "c); Yang's G has a diagonal of its own and takes no weights.")
+    m = geno.M.shape[1]
+    poly, root, c = markers.marker_scaling(p, method, markers._weights(weights, m))
+    scale = np.zeros(m)
+    scale[poly] = root
+    W, _, _ = markers.centred_polymorphic(geno, p, scale=scale)
+    return markers.cross_product(W, 1.0 / c)
 
 
 @dataclass(frozen=True, eq=False)

@@ -149,6 +149,39 @@ def _frequencies(allele_freq: Any, m: int) -> np.ndarray:
     return p
 
 
+def _weights(weights: Any, m: int) -> np.ndarray:
+    d = np.asarray(weights, dtype=float)
+    if d.shape != (m,):
+        raise InputError(f"weights must hold one weight per marker ({m}), got shape {d.shape}.")
+    if not np.all(np.isfinite(d) & (d >= 0)):
+        k = int(np.flatnonzero(~(np.isfinite(d) & (d >= 0)))[0])
+        raise InputError(f"weights must be finite and non-negative (a marker's share of the "
+                         f"genomic variance); marker {k} has {float(d[k])!r}.")
+    return d
+
+
+def marker_scaling(p: np.ndarray, method: str, weights: np.ndarray | None = None):
+    """D_alpha and c of G = W D_alpha W' / c, written once for G and for back-solving.
+
+    Over the markers polymorphic under p, returns (their columns, the square roots of D_alpha's
+    diagonal there, c): "vanraden1" D_alpha = I, c = 2 sum p(1-p); "vanraden2" D_alpha =
+    diag(1 / (2 p_k (1 - p_k))), c = m (the polymorphic markers); ``weights`` multiply D_alpha
+    and leave c as it is (chapter 4).
+    """
+    het = p * (1.0 - p)
+    poly = np.flatnonzero(het > 0)
+    if len(poly) == 0:
+        raise InputError("no marker is polymorphic under the allele frequencies used: G is "
+                         "undefined.")
+    if method == "vanraden1":
+        root, c = np.ones(len(poly)), float(2.0 * het[poly].sum())
+    else:
+        root, c = 1.0 / np.sqrt(2.0 * het[poly]), float(len(poly))
+    if weights is not None:
+        root = root * np.sqrt(weights[poly])
+    return poly, root, c
+
+
 @dataclass(frozen=True, eq=False)
 class FilterResult:
     """Markers kept by :func:`filter_markers` and a report of those removed.

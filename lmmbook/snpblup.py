@@ -12,7 +12,14 @@ import pandas as pd
 from . import _checks, _spectral
 from ._marker_loops import centred_columns
 from .errors import InputError
-from .markers import _frequencies, as_genotypes, centred_polymorphic, cross_product
+from .markers import (
+    _frequencies,
+    _weights,
+    as_genotypes,
+    centred_polymorphic,
+    cross_product,
+    marker_scaling,
+)
 
 if TYPE_CHECKING:  # genomic and snpblup are siblings: no import between them at run time
     from .genomic import GBLUPResult
@@ -206,58 +213,116 @@ def snp_blup(
 
 
 def backsolve_snp_effects(
-    fit: GBLUPResult, M: Any, *, allele_freq: Any = None, exact: bool = True,
+    fit: GBLUPResult,
+    M: Any,
+    *,
+    method: Literal["vanraden1", "vanraden2"] = "vanraden1",
+    allele_freq: Any = None,
+    weights: Any = None,
+    exact: bool = True,
     g_weight: float = 1.0,
 ) -> pd.Series:
-    """Marker effects from a GBLUP fit: alpha_hat = sigma2_alpha W_o' V_o^-1 (y_o - X_o b_hat).
+    """Marker effects alpha_hat from a GBLUP fit with G = W D_alpha W' / c, exactly.
 
     Parameters
     ----------
     fit : GBLUPResult
-        A :func:`lmmbook.gblup` fit; its ``v_inv_residual`` holds V_o^-1 (y_o - X_o b_hat).
-    M : (n, m) genotypes
-        The genotypes of the rows of the fit's G, in the same order.
+        A :func:`lmmbook.gblup` fit; its ``v_inv_residual`` holds V_o^-1 (y_o - X_o b_hat) on the
+        phenotyped rows o.
+    M : (q, m) array_like or pandas.DataFrame
+        The genotypes G was built from (0/1/2, NaN for a missing call), rows in the order of G.
+    method : {"vanraden1", "vanraden2"}, optional
+        How G was built, as in :func:`lmmbook.genomic_relationship`: "vanraden1" D_alpha = I and
+        c = 2 sum_k p_k (1 - p_k); "vanraden2" D_alpha = diag(1 / (2 p_k (1 - p_k))) and c = m,
+        the number of markers polymorphic under the frequencies.
     allele_freq : (m,) array_like, optional
         The frequencies G was built with (by default those of M).
+    weights : (m,) array_like, optional
+        The marker weights d_k >= 0 G was built with (weighted GBLUP or ssGBLUP): D_alpha becomes
+        diag(d_k) times the method's D_alpha, and c stays the method's.
     exact : bool, optional
-        The back-solved effects reproduce the GEBVs (W alpha = u) only when G was exactly
-        W W' / (2 sum p(1-p)) with these genotypes and frequencies. With the default True, any
-        other G (ridged, another method) is refused; with False the approximate effects are
-        returned with a warning.
+        W alpha_hat = u_hat holds when the fit's G is the W D_alpha W' / c that ``M``, ``method``,
+        ``allele_freq`` and ``weights`` describe. With the default True, a fit whose GEBVs are not
+        reproduced (to 1e-6 relative) is refused: its G was built otherwise (ridged, Yang's, other
+        frequencies or weights). With False the effects are returned with a warning.
     g_weight : float, optional
-        For a blended G_w = g_weight G + (1 - g_weight) A: the model is then u = W alpha + a
-        polygenic part, sigma2_alpha = g_weight sigma2_u / c, and the effects returned are exactly
-        the marker part (W alpha is not the whole GEBV, so no reproduction check is made).
+        For a blended G_b = g_weight G + (1 - g_weight) A: the model is then u = W alpha + a
+        polygenic part, Var(alpha) = g_weight sigma2_u D_alpha / c, and the effects returned are
+        exactly the marker part (W alpha is not the whole GEBV, so no reproduction check is made).
 
     Returns
     -------
     pandas.Series
-        alpha_hat indexed by marker name (0 for markers monomorphic under the frequencies).
+        (m,) alpha_hat, indexed by marker name; 0 for markers monomorphic under the frequencies
+        (and for markers of weight 0).
+
+    Raises
+    ------
+    InputError
+        M has another number of rows than the fit; ``method`` is not one of the two; ``weights``
+        not one finite, non-negative value per marker; ``g_weight`` outside (0, 1]; with
+        ``exact=True``, effects that do not reproduce the GEBVs (the message gives the largest
+        difference).
 
     Notes
     -----
-    Chapter 5, eq-backsolve (Stranden & Garrick 2009). sigma2_alpha = sigma2_u / (2 sum p(1-p)).
-    Works with a singular G: nothing is inverted but V_o, which the fit already used.
+    Chapter 5, eq-backsolve in its general form (Stranden & Garrick 2009; Wang et al. 2012 for
+    weighted G). If u = W alpha with alpha ~ N(0, sigma2_u D_alpha / c), then Var(u) =
+    sigma2_u W D_alpha W' / c = sigma2_u G: GBLUP with this G and the marker model are one model,
+    and the BLUP of alpha is Cov(alpha, y_o) V_o^-1 (y_o - X_o b_hat), which is computed as
+
+        alpha_hat = (sigma2_u / c) D_alpha W_o' V_o^-1 (y_o - X_o b_hat).
+
+    Then W alpha_hat = sigma2_u (W D_alpha W_o' / c) V_o^-1 (y_o - X_o b_hat) =
+    sigma2_u G_{.o} V_o^-1 (y_o - X_o b_hat) = u_hat, for every D_alpha >= 0 and c > 0, for the
+    rows without a phenotype too. When G is invertible, G^-1 u_hat / sigma2_u is
+    V_o^-1 (y_o - X_o b_hat) on the rows o and 0 elsewhere, so
+    alpha_hat = D_alpha W' G^-1 u_hat / c. Nothing is inverted but V_o, which the fit already used,
+    so a singular G (VanRaden's G with the sample's frequencies) is fine. With D_alpha positive
+    definite, alpha_hat also solves the SNP-BLUP equations with heterogeneous marker variances
+    sigma2_u D_alpha / c.
+
+    Examples
+    --------
+    >>> import numpy as np, lmmbook
+    >>> rng = np.random.default_rng(1)
+    >>> M = rng.binomial(2, 0.4, size=(40, 60)).astype(float)
+    >>> d = rng.uniform(0.5, 2.0, 60)  # marker weights (D_alpha = diag(d) D_alpha of VanRaden 2)
+    >>> G = lmmbook.genomic_relationship(M, method="vanraden2", weights=d)
+    >>> y = rng.normal(size=40)
+    >>> y[::4] = np.nan  # ten individuals without a record
+    >>> fit = lmmbook.gblup(y, np.ones((40, 1)), G, sigma2_u=1.0, sigma2_e=1.0)
+    >>> alpha = lmmbook.backsolve_snp_effects(fit, M, method="vanraden2", weights=d)
+    >>> W = lmmbook.markers.center(M)
+    >>> bool(np.allclose(W @ alpha.to_numpy(), fit.u, rtol=0, atol=1e-10))
+    True
     """
-    geno = as_genotypes(M)
-    n, m = geno.M.shape
-    if n != len(fit.u):
-        raise InputError(f"M has {n} rows but the GBLUP fit has {len(fit.u)}; pass the "
-                         "genotypes of the rows of G, in the same order.")
-    p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, m)
-    W, poly, scale = centred_polymorphic(geno, p)
-    observed = np.isfinite(fit.v_inv_residual)
-    alpha = np.zeros(m)
+    if method not in ("vanraden1", "vanraden2"):
+        raise InputError(f"method must be 'vanraden1' or 'vanraden2' (G = W D_alpha W' / c), got "
+                         f"{method!r}. Yang's G is not of that form: its diagonal is computed "
+                         "otherwise.")
     if not 0 < g_weight <= 1:
         raise InputError(f"g_weight must be in (0, 1], got {g_weight}.")
-    alpha[poly] = g_weight * fit.sigma2_u / scale * (W[observed].T @ fit.v_inv_residual[observed])
+    geno = as_genotypes(M)
+    q, m = geno.M.shape
+    if q != len(fit.u):
+        raise InputError(f"M has {q} rows but the GBLUP fit has {len(fit.u)}; pass the "
+                         "genotypes of the rows of G, in the same order.")
+    p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, m)
+    d = None if weights is None else _weights(weights, m)
+    poly, root, c = marker_scaling(p, method, d)
+    W, _, _ = centred_polymorphic(geno, p)  # the same polymorphic columns, unscaled
+    observed = np.isfinite(fit.v_inv_residual)
+    alpha = np.zeros(m)
+    alpha[poly] = (g_weight * fit.sigma2_u / c) * root**2 * (
+        W[observed].T @ fit.v_inv_residual[observed])
     mismatch = np.abs(W @ alpha[poly] - fit.u).max()
     tolerance = 1e-6 * (1.0 + np.abs(fit.u).max())
     if g_weight == 1 and mismatch > tolerance:
         message = (f"the back-solved effects do not reproduce the GEBVs (largest difference "
-                   f"{mismatch:.3g}): the fit's G was not W W' / (2 sum p(1-p)) for these "
-                   "genotypes and allele frequencies (ridged, another method, or blended: then "
-                   "give g_weight).")
+                   f"{mismatch:.3g}): the fit's G was not W D_alpha W' / c of method={method!r} "
+                   "for these genotypes, allele frequencies and weights (ridged, built otherwise, "
+                   "or blended: then give g_weight).")
         if exact:
             raise InputError(message + " Pass exact=False to accept approximate effects.")
         warnings.warn(message, stacklevel=2)

@@ -187,3 +187,56 @@ def test_a_missing_id_is_refused():
     with pytest.raises(InputError, match="ids has a missing ID at position 0"):
         lmmbook.gblup([1.0, 2.0, 3.0], np.ones((3, 1)), np.eye(3), ids=[None, "b", "c"],
                       sigma2_u=1.0, sigma2_e=1.0)
+
+
+def reference_weighted_G(M, method, d, p=None):
+    """sum_k d_k w_k w_k' D_alpha,kk / c, marker by marker (chapter 4): D_alpha = 1, c = 2 sum
+    p(1-p) for VanRaden 1; D_alpha = 1 / (2 p_k (1 - p_k)), c = m for VanRaden 2."""
+    M = np.asarray(M, float)
+    p = np.nanmean(M, axis=0) / 2 if p is None else np.asarray(p)
+    used = [k for k in range(M.shape[1]) if 0 < p[k] < 1]
+    c = 2 * sum(p[k] * (1 - p[k]) for k in used) if method == "vanraden1" else len(used)
+    G = np.zeros((len(M), len(M)))
+    for k in used:
+        w = np.where(np.isnan(M[:, k]), 0.0, M[:, k] - 2 * p[k])
+        base = 1.0 if method == "vanraden1" else 1 / (2 * p[k] * (1 - p[k]))
+        G += d[k] * base * np.outer(w, w) / c
+    return G
+
+
+@settings(max_examples=40)
+@given(markers, st.sampled_from(["vanraden1", "vanraden2"]), st.integers(0, 2**32 - 1))
+def test_weighted_G_against_reference_and_properties(M, method, seed):
+    p = np.nanmean(M, axis=0) / 2
+    if not np.any((p > 0) & (p < 1)):
+        return
+    d = np.random.default_rng(seed).lognormal(0.0, 1.0, M.shape[1])
+    G = lmmbook.genomic_relationship(M, method=method, weights=d)
+    np.testing.assert_allclose(G, reference_weighted_G(M, method, d), atol=1e-12)
+    np.testing.assert_array_equal(G, G.T)  # symmetric to the last bit
+    assert np.linalg.eigvalsh(G)[0] > -1e-10 * max(1.0, np.abs(G).max())
+    # unit weights are VanRaden's G; weights times 3 give 3 G (c does not move)
+    plain = lmmbook.genomic_relationship(M, method=method)
+    np.testing.assert_allclose(lmmbook.genomic_relationship(M, method=method,
+                                                            weights=np.ones_like(d)),
+                               plain, atol=1e-12)
+    np.testing.assert_allclose(lmmbook.genomic_relationship(M, method=method, weights=3 * d),
+                               3 * G, atol=1e-12 * np.abs(G).max())
+
+
+def test_weights_errors():
+    M = np.array([[0, 1, 2], [1, 1, 0], [2, 1, 1]])
+    with pytest.raises(InputError, match=r"weights must hold one weight per marker \(3\), got "
+                       r"shape \(2,\)"):
+        lmmbook.genomic_relationship(M, weights=[1.0, 1.0])
+    with pytest.raises(InputError, match=r"finite and non-negative .*marker 1 has -0\.5"):
+        lmmbook.genomic_relationship(M, method="vanraden2", weights=[1.0, -0.5, 1.0])
+    with pytest.raises(InputError, match=r"marker 2 has inf"):
+        lmmbook.genomic_relationship(M, weights=[1.0, 1.0, np.inf])
+    with pytest.raises(InputError, match=r"weights apply to method='vanraden1' or 'vanraden2'.*"
+                       r"Yang's G .*takes no weights"):
+        lmmbook.genomic_relationship(M, method="yang", weights=[1.0, 1.0, 1.0])
+    # a weight of 0 removes the marker from G but not from c
+    G = lmmbook.genomic_relationship(M, weights=[1.0, 1.0, 0.0])
+    W = np.array([[-1, 0, 1], [0, 0, -1], [1, 0, 0]], float)  # p = 1/2 everywhere, c = 1.5
+    np.testing.assert_allclose(G, W[:, :2] @ W[:, :2].T / 1.5, atol=1e-15)

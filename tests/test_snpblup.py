@@ -110,3 +110,136 @@ def test_errors():
         fit.predict(M[:, :9])
     with pytest.raises(InputError, match=r"M holds 5\.0"):
         lmmbook.snp_blup(y, X, np.where(M == 2, 5, M))
+
+
+# ---- back-solving for any G = W D_alpha W' / c ------------------------------------------------
+
+def weighted_problem(seed, q, m, missing_y, missing_calls):
+    """Genotypes with their true frequencies p (a base population: then G is invertible when
+    m >= q) and random positive marker weights d."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.05, 0.95, m)
+    M = rng.binomial(2, p, size=(q, m)).astype(float)
+    if missing_calls:
+        mask = rng.random((q, m)) < missing_calls
+        mask[:, 0] = False  # every individual keeps a call
+        M[mask] = np.nan
+    d = rng.lognormal(0.0, 1.0, m)
+    W = np.where(np.isnan(M), 0.0, M - 2 * p)
+    y = 1 + W @ rng.normal(0, np.sqrt(d / d.sum()), m) + rng.normal(0, 1, q)
+    y[rng.random(q) < missing_y] = np.nan
+    y[:3] = [1.0, 2.0, 3.0]
+    X = np.column_stack([np.ones(q), rng.normal(size=q)])
+    return y, X, M, p, d
+
+
+def scaling_by_hand(M, method, p, d):
+    """W, the diagonal of D_alpha and c, straight from the definitions (chapter 4)."""
+    W = np.where(np.isnan(M), 0.0, M - 2 * p)
+    het = p * (1 - p)
+    poly = het > 0
+    if method == "vanraden1":
+        D, c = np.where(poly, 1.0, 0.0), 2 * het[poly].sum()
+    else:
+        D, c = np.where(poly, 1 / (2 * np.where(poly, het, 1)), 0.0), float(poly.sum())
+    return W, (D if d is None else D * d), c
+
+
+weighted_problems = st.builds(weighted_problem, seed=st.integers(0, 2**32 - 1),
+                              q=st.integers(8, 30), m=st.sampled_from([5, 40, 90]),
+                              missing_y=st.sampled_from([0.0, 0.3]),
+                              missing_calls=st.sampled_from([0.0, 0.05]))
+
+
+@settings(max_examples=40)
+@given(weighted_problems, st.sampled_from(["vanraden1", "vanraden2"]), st.booleans(),
+       st.booleans())
+def test_backsolve_is_exact_for_any_weighted_G(problem_, method, weighted, base):
+    """For G = W D_alpha W' / c, alpha_hat = D_alpha W' G^-1 u_hat / c gives W alpha_hat = u_hat,
+    three ways: the property itself, the dense formula with np.linalg.inv(G), and SNP-BLUP with
+    marker variances sigma2_u D_alpha / c solved densely."""
+    y, X, M, p_true, d_true = problem_
+    d = d_true if weighted else None
+    p = p_true if base else None
+    G = lmmbook.genomic_relationship(M, method=method, allele_freq=p, weights=d)
+    fit = lmmbook.gblup(y, X, G, sigma2_u=1.3, sigma2_e=0.8)
+    alpha = lmmbook.backsolve_snp_effects(fit, M, method=method, allele_freq=p, weights=d)
+    freq = p_true if base else lmmbook.allele_frequencies(M)
+    W, D, c = scaling_by_hand(M, method, freq, d)
+    # 1. W alpha_hat = u_hat: measured up to 8e-16 relative; 1e-12 leaves room for other BLAS
+    np.testing.assert_allclose(W @ alpha.to_numpy(), fit.u, rtol=0,
+                               atol=1e-12 * (1 + np.abs(fit.u).max()))
+    # 2. the dense formula, where G is invertible (base frequencies and m >= q); the error of
+    #    inv(G) grows with the condition number of G
+    if base and M.shape[1] >= 2 * M.shape[0]:
+        G_dense = (W * D) @ W.T / c
+        np.testing.assert_allclose(G, G_dense, atol=1e-12 * np.abs(G_dense).max())
+        dense = D * (W.T @ np.linalg.inv(G_dense) @ fit.u) / c
+        scale = np.linalg.cond(G_dense) * np.abs(dense).max()
+        np.testing.assert_allclose(alpha.to_numpy(), dense, rtol=0, atol=1e-13 * scale)
+    # 3. SNP-BLUP with heterogeneous marker variances Var(alpha_k) = sigma2_u d_k / c
+    o, keep = np.isfinite(y), D > 0
+    Xo, Wo = X[o], W[o][:, keep]
+    lhs = np.block([[Xo.T @ Xo, Xo.T @ Wo],
+                    [Wo.T @ Xo, Wo.T @ Wo + np.diag(0.8 * c / (1.3 * D[keep]))]])
+    sol = np.linalg.solve(lhs, np.r_[Xo.T @ y[o], Wo.T @ y[o]])
+    np.testing.assert_allclose(sol[:2], fit.b, atol=1e-8 * (1 + np.abs(fit.b).max()))
+    np.testing.assert_allclose(alpha.to_numpy()[keep], sol[2:],
+                               atol=1e-8 * (1 + np.abs(sol[2:]).max()))
+
+
+def test_backsolve_of_a_weighted_G_with_estimated_variances_and_a_zero_weight():
+    y, X, M, p, d = weighted_problem(21, 50, 120, 0.2, 0.02)
+    d[5] = 0.0  # a marker without weight carries no effect
+    G = lmmbook.genomic_relationship(M, method="vanraden2", weights=d)
+    fit = lmmbook.gblup(y, X, G)  # REML
+    assert fit.boundary is None and fit.h2 > 0.2  # GEBVs that are not all 0
+    alpha = lmmbook.backsolve_snp_effects(fit, M, method="vanraden2", weights=d)
+    W = lmmbook.markers.center(M)
+    np.testing.assert_allclose(W @ alpha.to_numpy(), fit.u, rtol=0,
+                               atol=1e-12 * (1 + np.abs(fit.u).max()))
+    assert alpha.iloc[5] == 0.0
+    # unit weights are no weights
+    ones = lmmbook.backsolve_snp_effects(
+        lmmbook.gblup(y, X, lmmbook.genomic_relationship(M, weights=np.ones(120)),
+                      sigma2_u=1.0, sigma2_e=1.0), M, weights=np.ones(120))
+    plain = lmmbook.backsolve_snp_effects(
+        lmmbook.gblup(y, X, lmmbook.genomic_relationship(M), sigma2_u=1.0, sigma2_e=1.0), M)
+    np.testing.assert_allclose(ones, plain, atol=1e-12 * np.abs(plain).max())
+
+
+def test_backsolve_refuses_a_G_it_does_not_describe():
+    y, X, M, p, d = weighted_problem(23, 30, 60, 0.0, 0.0)
+    v2 = lmmbook.gblup(y, X, lmmbook.genomic_relationship(M, method="vanraden2"),
+                       sigma2_u=1.0, sigma2_e=1.0)
+    with pytest.raises(InputError, match=r"do not reproduce the GEBVs \(largest difference "
+                       r".*not W D_alpha W' / c of method='vanraden1'.*exact=False"):
+        lmmbook.backsolve_snp_effects(v2, M)  # built with VanRaden 2, told VanRaden 1
+    weighted = lmmbook.gblup(y, X, lmmbook.genomic_relationship(M, weights=d), sigma2_u=1.0,
+                             sigma2_e=1.0)
+    with pytest.raises(InputError, match="do not reproduce the GEBVs"):
+        lmmbook.backsolve_snp_effects(weighted, M)  # the weights forgotten
+    yang = lmmbook.gblup(y, X, lmmbook.genomic_relationship(M, method="yang"), sigma2_u=1.0,
+                         sigma2_e=1.0)
+    with pytest.raises(InputError, match="do not reproduce the GEBVs"):
+        lmmbook.backsolve_snp_effects(yang, M, method="vanraden2")  # Yang's diagonal differs
+    with pytest.raises(InputError, match=r"method must be 'vanraden1' or 'vanraden2' .*got "
+                       r"'yang'\. Yang's G is not of that form"):
+        lmmbook.backsolve_snp_effects(yang, M, method="yang")
+    with pytest.raises(InputError, match=r"weights must hold one weight per marker \(60\), got "
+                       r"shape \(59,\)"):
+        lmmbook.backsolve_snp_effects(weighted, M, weights=d[:59])
+    with pytest.raises(InputError, match=r"weights must be finite and non-negative .*marker 3 "
+                       r"has -1\.0"):
+        lmmbook.backsolve_snp_effects(weighted, M, weights=np.where(np.arange(60) == 3, -1, d))
+    with pytest.raises(InputError, match=r"marker 0 has nan"):
+        lmmbook.backsolve_snp_effects(weighted, M, weights=np.r_[np.nan, d[1:]])
+    with pytest.raises(InputError, match=r"g_weight must be in \(0, 1\], got 1\.5"):
+        lmmbook.backsolve_snp_effects(weighted, M, weights=d, g_weight=1.5)
+    # a blend of the weighted G with A (here I): the marker part, exactly
+    blended = lmmbook.gblup(y, X, 0.9 * lmmbook.genomic_relationship(M, weights=d)
+                            + 0.1 * np.eye(30), sigma2_u=1.0, sigma2_e=1.0)
+    part = lmmbook.backsolve_snp_effects(blended, M, weights=d, g_weight=0.9)
+    polygenic = 0.1 * blended.sigma2_u * np.eye(30) @ np.nan_to_num(blended.v_inv_residual)
+    W = lmmbook.markers.center(M)
+    np.testing.assert_allclose(W @ part.to_numpy() + polygenic, blended.u, atol=1e-12)
