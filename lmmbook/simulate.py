@@ -537,7 +537,8 @@ def simulate_population(
     InputError
         An argument out of range (the message names it), ``historical_generations`` >= 6 Ne,
         too few loci segregating in the founders to build the panel, candidates of one sex
-        missing, or phenotype selection of unphenotyped candidates.
+        missing, phenotype selection of unphenotyped candidates, or EBV selection before any
+        record.
 
     Notes
     -----
@@ -551,8 +552,8 @@ def simulate_population(
     after T generations, and the pool is drawn that much larger. The founders are the
     offspring of one more generation of random mating; the panel (and the QTL) are drawn among
     the loci segregating in them, as real chips are built from SNPs that segregate in the
-    breed. Cost: about T * 2 Ne * (pool size) operations, 0.4 s for Ne = 100, T = 100 and
-    5,000 markers on 30 chromosomes.
+    breed. Cost: about T * 2 Ne * (pool size) operations, 0.3 s for Ne = 100, T = 100 and
+    3,000 markers plus 300 QTL on 30 chromosomes.
 
     *Meiosis.* Haldane's map: the number of crossovers on a chromosome of L morgans is
     Poisson(L), at uniform positions; chromosomes assort independently.
@@ -568,6 +569,15 @@ def simulate_population(
     y = mean + male + herd + animal with A^-1 (Henderson 1976, :func:`lmmbook.solve_mme`) once
     per generation. With selection the pedigree is built generation by generation; the
     chosen parents and every candidate's criterion are in ``selection_criteria``.
+
+    *Defaults and a realistic setting.* The defaults keep the small teaching genome of the
+    first edition (5 chromosomes of 1 M, QTL on the chip, no selection), which flatters genomic
+    prediction (GBLUP accuracy of the young about 0.75, SD of g_ij among full sibs about
+    0.12). Closer to a dairy population: ``simulate_population(4, 400, 20, n_snp=3000,
+    n_chromosomes=30, genome_length_M=30.0, Ne=100, n_qtl=300, qtl_on_chip=False, h2=0.3,
+    selection="ebv", seed=...)``, 2,000 animals in about a second, gives GBLUP accuracies of
+    the young near 0.5 and a full-sib SD of g_ij near 0.06 (0.04 from the genome itself, as
+    in real cattle; the rest is the sampling of 3,000 markers).
 
     References: Haldane (1919); Sved (1971) Theor. Pop. Biol. 2:125; Meuwissen, Hayes &
     Goddard (2001) Genetics 157:1819 (the design of simulations of genomic selection);
@@ -588,8 +598,11 @@ def simulate_population(
     ...     qtl_on_chip=False, selection="ebv", h2=0.3, seed=2)
     >>> round(pop.genome_length_M, 6), bool(pop.snp_map["qtl"].any()), len(pop.qtl_map)
     (30.0, False, 20)
-    >>> pop.selection_summary[["sires", "dams"]].to_numpy().tolist()  # doctest: +SKIP
-    [[4, 29], [4, 31]]
+    >>> pop.selection_summary[["male_candidates", "sires", "sire_proportion"]].round(3)
+                male_candidates  sires  sire_proportion
+    generation
+    1                        26      4            0.154
+    2                        22      4            0.182
     """
     if not 0 < h2 < 1:
         raise InputError(f"h2 must be strictly between 0 and 1, got {h2}.")
@@ -681,9 +694,9 @@ def simulate_population(
                    + tbv[rows] + rng.normal(0.0, np.sqrt(1.0 - h2), k))
 
     born(np.arange(n))
-    shown = (range(n_generations) if phenotyped_generations is None
-             else list(phenotyped_generations))
-    phenotyped = np.isin(generation, list(shown))
+    shown = (list(range(n_generations)) if phenotyped_generations is None
+             else [int(g) for g in phenotyped_generations])
+    phenotyped = np.isin(generation, shown)
     summary, criteria = [], []
     for t in range(1, n_generations + 1):
         so_far = t * n
@@ -708,6 +721,10 @@ def simulate_population(
                         "phenotypes; add them to phenotyped_generations or use selection='ebv'.")
                 criterion = y[:so_far]
             else:
+                if not phenotyped[:so_far].any():
+                    raise InputError(
+                        f"selection='ebv' for generation {t} has no record to predict from: "
+                        f"no animal born before it is in phenotyped_generations {sorted(shown)}.")
                 criterion = _pedigree_ebv(sire[:so_far], dam[:so_far], y[:so_far],
                                           phenotyped[:so_far], sex[:so_far] == 0,
                                           herd[:so_far], h2, 1.0 - h2)

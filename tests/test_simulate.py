@@ -364,6 +364,7 @@ def test_animals_frame_and_old_names():
     (dict(Ne=2, historical_generations=60), "below 6 Ne = 12"),
     (dict(Ne=2, historical_generations=8), "loci segregate in the founders"),
     (dict(selection="phenotype", phenotyped_generations=[0, 2]), "needs a record on every"),
+    (dict(selection="ebv", phenotyped_generations=[2]), "no record to predict from"),
     (dict(overlapping=0), "overlapping >= 1"),
 ])
 def test_population_argument_errors(kwargs, message):
