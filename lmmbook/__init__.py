@@ -36,6 +36,8 @@ from .validation import (
     FoldEstimate,
     LRResult,
     compare_folds,
+    effective_segments,
+    expected_accuracy,
     fold_se,
     lr_validation,
 )
@@ -69,6 +71,8 @@ __all__ = [
     "backsolve_snp_effects",
     "compare_folds",
     "cross_validate",
+    "effective_segments",
+    "expected_accuracy",
     "filter_markers",
     "fold_se",
     "forward_split",

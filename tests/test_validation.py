@@ -564,3 +564,89 @@ def test_corrected_se_covers_and_naive_se_does_not_for_repeated_folds():
     assert np.mean(naive) < 0.5 * np.mean(naive_one)
     assert 0.85 * spread < np.sqrt(np.mean(corrected**2)) < 1.6 * spread
     assert covered_naive < 0.75 and covered > 0.90
+
+
+# -------------------------------------------------------------------------------------------------
+# The expected accuracy of Daetwyler et al. (2008) with Goddard's (2009) M_e
+# -------------------------------------------------------------------------------------------------
+
+
+def test_effective_segments_and_expected_accuracy_by_hand():
+    # Ne = 100, L = 30 M: 2 * 100 * 30 / ln(3000) = 6000 / 8.0063676 = 749.4035
+    assert lmmbook.effective_segments(100, 30.0) == pytest.approx(749.4035153, rel=1e-9)
+    # Ne = 50, L = 25 M: 2500 / ln(1250) = 2500 / 7.1308988 = 350.5869
+    assert lmmbook.effective_segments(50, 25.0) == pytest.approx(350.5869399, rel=1e-9)
+    # n = 2000, h2 = 0.3: sqrt(600 / (600 + 749.4035)) = 0.666814
+    assert lmmbook.expected_accuracy(2000, 0.3, 749.4035153) == pytest.approx(0.6668140,
+                                                                              rel=1e-7)
+    # n = 1000, h2 = 0.5, M_e = 350.587: sqrt(500 / 850.587) = 0.766700
+    assert lmmbook.expected_accuracy(1000, 0.5, 350.5869399) == pytest.approx(0.7667003,
+                                                                              rel=1e-7)
+    # n h2 = M_e: r^2 = 1/2
+    assert lmmbook.expected_accuracy(400, 0.25, 100.0) == pytest.approx(np.sqrt(0.5), rel=1e-12)
+
+
+def test_expected_accuracy_limits_and_broadcasting():
+    M_e = lmmbook.effective_segments(100, 30.0)
+    assert lmmbook.expected_accuracy(0, 0.3, M_e) == 0.0
+    assert lmmbook.expected_accuracy(5000, 0.0, M_e) == 0.0
+    assert lmmbook.expected_accuracy(1e12, 0.3, M_e) == pytest.approx(1.0, abs=1e-8)
+    # small information: r ~ sqrt(n h2 / M_e)
+    assert lmmbook.expected_accuracy(10, 1e-6, M_e) == pytest.approx(np.sqrt(1e-5 / M_e),
+                                                                     rel=1e-6)
+    n = np.array([500, 1000, 2000, 4000])
+    r = lmmbook.expected_accuracy(n, 0.3, M_e)
+    assert r.shape == (4,) and np.all(np.diff(r) > 0)
+    grid = lmmbook.expected_accuracy(n[:, None], np.array([0.1, 0.5]), M_e)
+    assert grid.shape == (4, 2) and np.all(grid[:, 1] > grid[:, 0])
+    assert lmmbook.effective_segments(np.array([50, 100, 200]), 30.0).shape == (3,)
+    assert isinstance(lmmbook.expected_accuracy(100, 0.3, 50.0), float)
+
+
+positive = st.floats(1e-3, 1e6, allow_nan=False)
+share = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@settings(max_examples=200)
+@given(st.floats(0.0, 1e7), st.floats(0.0, 1e7), share, share, positive, positive)
+def test_expected_accuracy_is_monotone_and_bounded(n1, n2, h2a, h2b, M1, M2):
+    """More records or a higher h2 never lower r, more segments never raise it; 0 <= r <= 1
+    and r^2 / (1 - r^2) = n h2 / M_e (the odds of the reliability are the information per
+    segment)."""
+    acc = lmmbook.expected_accuracy
+    (n1, n2), (h2a, h2b), (M1, M2) = sorted((n1, n2)), sorted((h2a, h2b)), sorted((M1, M2))
+    tol = 1e-12
+    assert acc(n1, h2a, M1) <= acc(n2, h2a, M1) + tol
+    assert acc(n1, h2a, M1) <= acc(n1, h2b, M1) + tol
+    assert acc(n1, h2a, M2) <= acc(n1, h2a, M1) + tol
+    r = acc(n2, h2b, M1)
+    assert 0.0 <= r <= 1.0
+    if 0 < r < 0.999:
+        assert r**2 / (1 - r**2) == pytest.approx(n2 * h2b / M1, rel=1e-8)
+
+
+@settings(max_examples=200)
+@given(st.floats(3.0, 1e4), st.floats(3.0, 1e4), st.floats(1.0, 100.0))
+def test_effective_segments_grow_with_ne_and_length(Ne1, Ne2, L):
+    """Above Ne L = e, M_e = 2 Ne L / ln(Ne L) grows with Ne and with L, stays below the
+    2 Ne L of a genome without LD between segments' ends (ln(Ne L) > 1), and depends on Ne
+    and L only through their product."""
+    seg = lmmbook.effective_segments
+    Ne1, Ne2 = sorted((Ne1, Ne2))
+    assert seg(Ne1, L) <= seg(Ne2, L) * (1 + 1e-12)
+    assert seg(Ne1, L) <= seg(Ne1, 2 * L)
+    assert seg(Ne1, L) < 2 * Ne1 * L
+    assert seg(Ne1, L) == pytest.approx(seg(L, Ne1), rel=1e-12)  # symmetric in Ne and L
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: lmmbook.effective_segments(0, 30.0), "Ne must be positive"),
+    (lambda: lmmbook.effective_segments(100, np.nan), "L must be positive"),
+    (lambda: lmmbook.effective_segments(0.5, 1.0), "Ne \\* L must exceed 1"),
+    (lambda: lmmbook.expected_accuracy(-1, 0.3, 100.0), "n_train must be"),
+    (lambda: lmmbook.expected_accuracy(100, 1.5, 100.0), "h2 must lie in"),
+    (lambda: lmmbook.expected_accuracy(100, 0.3, 0.0), "M_e must be positive"),
+])
+def test_expected_accuracy_errors(call, message):
+    with pytest.raises(InputError, match=message):
+        call()
