@@ -348,30 +348,33 @@ def _preconditioner(C, n_b: int, kind: str):
     return lambda r: inv_diag * r
 
 
-def _pcg(C, rhs, precondition, tol: float, maxiter: int):
-    """Preconditioned conjugate gradients for C x = rhs, C symmetric positive definite
-    (chapter 3). Returns x and the relative residual before and after each iteration."""
-    norm_rhs = np.linalg.norm(rhs)
-    x = np.zeros_like(rhs)
-    if norm_rhs == 0:
-        return x, np.zeros(1)
-    r = rhs.copy()
-    z = precondition(r)
-    d = z.copy()
-    rz = r @ z
+def _pcg(C, g, precondition, tol: float, maxiter: int):
+    """Preconditioned conjugate gradients for C s = g, C symmetric positive definite (chapter 3,
+    in the book's notation: iterate s, residual g^(t) = g - C s^(t), preconditioned residual
+    h^(t), direction phi^(t), step gamma^(t), weight kappa^(t) of the old direction).
+    Returns s and the relative residual |g^(t)| / |g| before and after each iteration."""
+    norm_g = np.linalg.norm(g)
+    s = np.zeros_like(g)
+    if norm_g == 0:
+        return s, np.zeros(1)
+    g_t = g.copy()
+    h = precondition(g_t)
+    phi = h.copy()
+    gh = g_t @ h
     history = [1.0]
     for _ in range(maxiter):
-        Cd = C @ d
-        alpha = rz / (d @ Cd)
-        x += alpha * d
-        r -= alpha * Cd
-        history.append(np.linalg.norm(r) / norm_rhs)
+        C_phi = C @ phi
+        gamma = gh / (phi @ C_phi)
+        s += gamma * phi
+        g_t -= gamma * C_phi
+        history.append(np.linalg.norm(g_t) / norm_g)
         if history[-1] <= tol:
-            return x, np.array(history)
-        z = precondition(r)
-        rz_next = r @ z
-        d = z + (rz_next / rz) * d
-        rz = rz_next
+            return s, np.array(history)
+        h = precondition(g_t)
+        gh_next = g_t @ h
+        kappa = gh_next / gh
+        phi = h + kappa * phi
+        gh = gh_next
     raise ConvergenceError(
         f"PCG did not reach a relative residual of {tol:g} in {maxiter} iterations (it reached "
         f"{history[-1]:.2e}). Raise maxiter, loosen tol, or check that the model is estimable."
