@@ -73,141 +73,259 @@ def dense_a(sire, dam):
 
 
 @njit(cache=True)
-def _family(first, last, g, members, sire, dam, depth, D, F, stamp, stack, anc, ancestors,
-            counts, w, v):
-    """F of the members of one sire family from one column of A (see below)."""
-    s = sire[members[first]]
-    # ancestors of the sire and of every dam in the family (each animal is its own ancestor)
+def sire_families(sire, dam, depth):
+    """The animals with both parents known, grouped by (depth, sire), by two stable counting
+    sorts (linear time). Returns (members, group_start, level_group_start, by_depth,
+    level_animal_start): family g is ``members[group_start[g]:group_start[g + 1]]``, the families
+    of depth L are ``level_group_start[L]:level_group_start[L + 1]``, and ``by_depth`` lists all
+    animals by depth, those of depth L from ``level_animal_start[L]``."""
+    n = len(sire)
+    max_depth = 0
+    for i in range(n):
+        max_depth = max(max_depth, depth[i])
+    # all animals by depth
+    level_animal_start = np.zeros(max_depth + 2, np.int64)
+    for i in range(n):
+        level_animal_start[depth[i] + 1] += 1
+    level_animal_start = np.cumsum(level_animal_start)
+    fill = level_animal_start.copy()
+    by_depth = np.empty(n, np.int64)
+    for i in range(n):
+        by_depth[fill[depth[i]]] = i
+        fill[depth[i]] += 1
+    # animals with both parents known, by sire, then (stably) by depth
+    n_sire = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        if sire[i] >= 0 and dam[i] >= 0:
+            n_sire[sire[i] + 1] += 1
+    sire_start = np.cumsum(n_sire)
+    by_sire = np.empty(sire_start[n], np.int64)
+    for i in range(n):
+        if sire[i] >= 0 and dam[i] >= 0:
+            by_sire[sire_start[sire[i]]] = i
+            sire_start[sire[i]] += 1
+    level_member_start = np.zeros(max_depth + 2, np.int64)
+    for i in by_sire:
+        level_member_start[depth[i] + 1] += 1
+    level_member_start = np.cumsum(level_member_start)
+    fill = level_member_start.copy()
+    members = np.empty(len(by_sire), np.int64)
+    for i in by_sire:
+        members[fill[depth[i]]] = i
+        fill[depth[i]] += 1
+    n_groups = 0
+    for k in range(len(members)):
+        if k == 0 or sire[members[k]] != sire[members[k - 1]] or \
+                depth[members[k]] != depth[members[k - 1]]:
+            n_groups += 1
+    group_start = np.empty(n_groups + 1, np.int64)
+    g = 0
+    for k in range(len(members)):
+        if k == 0 or sire[members[k]] != sire[members[k - 1]] or \
+                depth[members[k]] != depth[members[k - 1]]:
+            group_start[g] = k
+            g += 1
+    group_start[n_groups] = len(members)
+    level_group_start = np.searchsorted(group_start, level_member_start)
+    return members, group_start, level_group_start, by_depth, level_animal_start
+
+
+@njit(cache=True)
+def _family(first, last, members, parents, D, F, mark, anc, tmp, count, local_parents, D_local,
+            w, v, bits):
+    """F of the members of one sire family from one column of A (see below).
+
+    The ancestors of the sire and of the dams are gathered breadth-first (``mark`` -1 once
+    reached, so each is listed once), then put in ID order, which puts parents before offspring,
+    by a radix sort (11 bits a pass, ``bits`` in all). They get local numbers 1, 2, ... in that
+    order (held in ``mark`` while the family is worked on, cleared at the end; 0 stands for an
+    unknown parent), and the two passes run over small contiguous arrays instead of the whole
+    pedigree.
+    """
+    s = parents[members[first], 0]
     n_anc = 0
-    top = 0
-    stack[top] = s
-    top += 1
+    mark[s] = -1
+    anc[n_anc] = s
+    n_anc += 1
     for k in range(first, last):
-        stack[top] = dam[members[k]]
-        top += 1
-    while top > 0:
-        top -= 1
-        j = stack[top]
-        if stamp[j] == g:
-            continue
-        stamp[j] = g
-        anc[n_anc] = j
-        n_anc += 1
-        if sire[j] >= 0 and stamp[sire[j]] != g:
-            stack[top] = sire[j]
-            top += 1
-        if dam[j] >= 0 and stamp[dam[j]] != g:
-            stack[top] = dam[j]
-            top += 1
-    # counting sort of the ancestors by depth: parents before offspring
-    top_depth = 0
+        d = parents[members[k], 1]
+        if mark[d] == 0:
+            mark[d] = -1
+            anc[n_anc] = d
+            n_anc += 1
+    head = 0
+    while head < n_anc:
+        j = anc[head]
+        head += 1
+        for p in (parents[j, 0], parents[j, 1]):
+            if p >= 0 and mark[p] == 0:
+                mark[p] = -1
+                anc[n_anc] = p
+                n_anc += 1
+    src, dst = anc, tmp
+    for shift in range(0, bits, 11):
+        count[:] = 0
+        for k in range(n_anc):
+            count[((src[k] >> shift) & 2047) + 1] += 1
+        for b in range(2048):
+            count[b + 1] += count[b]
+        for k in range(n_anc):
+            key = (src[k] >> shift) & 2047
+            dst[count[key]] = src[k]
+            count[key] += 1
+        src, dst = dst, src
     for k in range(n_anc):
-        dk = depth[anc[k]]
-        counts[dk + 1] += 1
-        if dk > top_depth:
-            top_depth = dk
-    for k in range(1, top_depth + 2):
-        counts[k] += counts[k - 1]
+        mark[src[k]] = k + 1
     for k in range(n_anc):
-        dk = depth[anc[k]]
-        ancestors[counts[dk]] = anc[k]
-        counts[dk] += 1
-    for k in range(top_depth + 2):
-        counts[k] = 0
-    for k in range(n_anc):
-        w[ancestors[k]] = 0.0
-    w[s] = 1.0
-    for k in range(n_anc - 1, -1, -1):  # w = T' e_s: deep to shallow
-        j = ancestors[k]
-        if w[j] != 0.0:
-            if sire[j] >= 0:
-                w[sire[j]] += 0.5 * w[j]
-            if dam[j] >= 0:
-                w[dam[j]] += 0.5 * w[j]
-    for k in range(n_anc):  # v = T D w: shallow to deep
-        j = ancestors[k]
-        vj = D[j] * w[j]
-        if sire[j] >= 0:
-            vj += 0.5 * v[sire[j]]
-        if dam[j] >= 0:
-            vj += 0.5 * v[dam[j]]
-        v[j] = vj
+        j = src[k]
+        ps, pd = parents[j, 0], parents[j, 1]
+        local_parents[k + 1, 0] = mark[ps] if ps >= 0 else 0
+        local_parents[k + 1, 1] = mark[pd] if pd >= 0 else 0
+        D_local[k + 1] = D[j]
+    n_local = n_anc + 1
+    for k in range(n_local):
+        w[k] = 0.0
+    w[mark[s]] = 1.0
+    for k in range(n_local - 1, 0, -1):  # w = T' e_s: offspring before parents
+        if w[k] != 0.0:
+            w[local_parents[k, 0]] += 0.5 * w[k]  # slot 0 collects what goes to unknown parents
+            w[local_parents[k, 1]] += 0.5 * w[k]
+    for k in range(1, n_local):  # v = T D w: parents before offspring
+        vk = D_local[k] * w[k]
+        if local_parents[k, 0] > 0:
+            vk += 0.5 * v[local_parents[k, 0]]
+        if local_parents[k, 1] > 0:
+            vk += 0.5 * v[local_parents[k, 1]]
+        v[k] = vk
     for k in range(first, last):
         i = members[k]
-        F[i] = 0.5 * v[dam[i]]
+        F[i] = 0.5 * v[mark[parents[i, 1]]]
+    for k in range(n_anc):
+        mark[src[k]] = 0
 
 
 @njit(parallel=True, cache=True)
-def inbreeding_by_sire_families(sire, dam, depth, group_start, members, level_group_start,
-                                by_depth, level_animal_start, threads):
+def inbreeding_by_sire_families(parents, members, group_start, level_group_start, by_depth,
+                                level_animal_start, threads):
     """Inbreeding coefficients by the indirect method of Colleau (2002), in sire families
     (Sargolzaei, Iwaisaki & Colleau 2005).
 
     A = T D T', so a column A e_s is two passes over the ancestors of s: w = T' e_s (from the young
     to the old), then v = T D w (from the old to the young). For the offspring of sire s and dam d,
-    F = a_sd / 2 = v[d] / 2: one column serves the whole family of s. ``members`` lists the
-    animals with both parents known, grouped by (depth, sire); ``group_start`` delimits the
-    families and ``level_group_start`` the families of each depth. Families of one depth depend
-    only on shallower animals, so they run in parallel, each thread with its own work arrays.
-    Before the families of depth L, D is set for the animals of depth L - 1 (``by_depth`` lists
-    the animals by depth, ``level_animal_start`` delimits them). The ancestors of a family are put
-    in order by a counting sort on depth (a parent is always shallower than its child).
+    F = a_sd / 2 = v[d] / 2: one column serves the whole family of s, computed over the ancestors
+    of s and of its dams (all others have w = 0 and do not reach v[d]). ``parents`` is (n, 2):
+    sire and dam of each animal, -1 when unknown, IDs numbered so that parents come first; the
+    families come from :func:`sire_families`. Families of one depth depend only on shallower
+    animals, so they run in parallel, each thread with its own work arrays. Before the families
+    of depth L, D is set for the animals of depth L - 1.
     """
-    n = len(sire)
+    n = parents.shape[0]
     F = np.zeros(n)
     D = np.ones(n)
-    max_depth = depth.max() if n else 0
-    # int32 work arrays (IDs fit): half the memory traffic of int64 on the ancestor walks
-    stamp = np.full((threads, n), -1, np.int32)
-    # an animal can be pushed once per child before it is visited: 3n bounds the stack
-    stack = np.empty((threads, 3 * n + 1), np.int32)
-    anc = np.empty((threads, n), np.int32)
-    ancestors = np.empty((threads, n), np.int32)
-    counts = np.zeros((threads, max_depth + 2), np.int64)
-    w = np.zeros((threads, n))
-    v = np.zeros((threads, n))
+    max_depth = len(level_group_start) - 2
+    bits = 1
+    while (1 << bits) < n:
+        bits += 1
+    # int32 work arrays (IDs fit): the walks over ancestors are bound by memory traffic
+    mark = np.zeros((threads, n), np.int32)
+    anc = np.empty((threads, n + 1), np.int32)
+    tmp = np.empty((threads, n + 1), np.int32)
+    count = np.empty((threads, 2049), np.int64)
+    local_parents = np.empty((threads, n + 1, 2), np.int32)
+    D_local = np.empty((threads, n + 1))
+    w = np.empty((threads, n + 1))
+    v = np.empty((threads, n + 1))
     for level in range(1, max_depth + 1):
         for k in range(level_animal_start[level - 1], level_animal_start[level]):
             j = by_depth[k]
-            fs = F[sire[j]] if sire[j] >= 0 else -1.0
-            fd = F[dam[j]] if dam[j] >= 0 else -1.0
+            fs = F[parents[j, 0]] if parents[j, 0] >= 0 else -1.0
+            fd = F[parents[j, 1]] if parents[j, 1] >= 0 else -1.0
             D[j] = 0.5 - 0.25 * (fs + fd)
         g0, g1 = level_group_start[level], level_group_start[level + 1]
         for t in prange(threads):
             for g in range(g0 + t, g1, threads):
-                _family(group_start[g], group_start[g + 1], g, members, sire, dam, depth, D, F,
-                        stamp[t], stack[t], anc[t], ancestors[t], counts[t], w[t], v[t])
+                _family(group_start[g], group_start[g + 1], members, parents, D, F, mark[t],
+                        anc[t], tmp[t], count[t], local_parents[t], D_local[t], w[t], v[t],
+                        bits)
     return F
 
 
 @njit(cache=True)
-def a_inverse_triplets(sire, dam, alpha):
-    """Henderson's rules as (row, column, value) triplets, up to 9 per animal (chapter 3)."""
+def _sort_column(rows, values, lo, hi):
+    """Sort rows[lo:hi] (distinct) and values[lo:hi] with them: insertion sort when short."""
+    if hi - lo <= 32:
+        for a in range(lo + 1, hi):
+            r, x = rows[a], values[a]
+            b = a - 1
+            while b >= lo and rows[b] > r:
+                rows[b + 1] = rows[b]
+                values[b + 1] = values[b]
+                b -= 1
+            rows[b + 1] = r
+            values[b + 1] = x
+    else:
+        order = np.argsort(rows[lo:hi])
+        rows[lo:hi] = rows[lo:hi][order]
+        values[lo:hi] = values[lo:hi][order]
+
+
+@njit(cache=True)
+def a_inverse_csc(sire, dam, alpha):
+    """Henderson's rules assembled straight into CSC arrays (indptr, indices, data): sorted row
+    indices, each entry once (chapter 3).
+
+    Animal i adds alpha_i w_a w_b at (a, b) for a, b in (i, sire, dam) with weights (1, -1/2,
+    -1/2), known parents only. So column c collects the rule of c itself (rows c and its parents)
+    and those of its offspring i (rows i and i's parents, c among them); an entry met twice (a
+    mate with several offspring, a parent that is also a mate) is summed in place.
+    """
     n = len(sire)
-    size = 0
+    n_child = np.zeros(n + 1, np.int64)
     for i in range(n):
-        k = 1 + (sire[i] >= 0) + (dam[i] >= 0)
-        size += k * k
-    rows = np.empty(size, np.int64)
-    cols = np.empty(size, np.int64)
-    vals = np.empty(size)
-    who = np.empty(3, np.int64)
-    weight = np.empty(3)
-    t = 0
+        for p in (sire[i], dam[i]):
+            if p >= 0:
+                n_child[p + 1] += 1
+    child_start = np.cumsum(n_child)
+    children = np.empty(child_start[n], np.int64)
+    fill = child_start[:n].copy()
     for i in range(n):
-        m = 0
-        who[m], weight[m] = i, 1.0
-        m += 1
-        if sire[i] >= 0:
-            who[m], weight[m] = sire[i], -0.5
-            m += 1
-        if dam[i] >= 0:
-            who[m], weight[m] = dam[i], -0.5
-            m += 1
-        for a in range(m):
-            for b in range(m):
-                rows[t] = who[a]
-                cols[t] = who[b]
-                vals[t] = alpha[i] * weight[a] * weight[b]
-                t += 1
-    return rows, cols, vals
+        for p in (sire[i], dam[i]):  # a selfed animal is listed twice under its one parent
+            if p >= 0:
+                children[fill[p]] = i
+                fill[p] += 1
+    bound = 3 * n + 3 * child_start[n]
+    indices = np.empty(bound, np.int64)
+    data = np.empty(bound)
+    indptr = np.zeros(n + 1, np.int64)
+    slot = np.full(n, -1, np.int64)  # where row r sits in the column being built, if it does
+    nnz = 0
+    for c in range(n):
+        start = nnz
+        slot[c] = nnz
+        indices[nnz] = c
+        data[nnz] = alpha[c]
+        nnz += 1
+        for r in (sire[c], dam[c]):
+            if r >= 0:
+                if slot[r] >= start:
+                    data[slot[r]] += -0.5 * alpha[c]
+                else:
+                    slot[r] = nnz
+                    indices[nnz] = r
+                    data[nnz] = -0.5 * alpha[c]
+                    nnz += 1
+        for k in range(child_start[c], child_start[c + 1]):
+            i = children[k]
+            a = alpha[i]
+            for r, x in ((i, -0.5 * a), (sire[i], 0.25 * a), (dam[i], 0.25 * a)):
+                if r >= 0:
+                    if slot[r] >= start:
+                        data[slot[r]] += x
+                    else:
+                        slot[r] = nnz
+                        indices[nnz] = r
+                        data[nnz] = x
+                        nnz += 1
+        _sort_column(indices, data, start, nnz)
+        indptr[c + 1] = nnz
+    return indptr, indices[:nnz], data[:nnz]

@@ -150,24 +150,13 @@ class Pedigree:
         each sire family, computed over the ancestors only.
         """
         if self._F is None:
-            sire = np.ascontiguousarray(self.sire, np.int64)
-            dam = np.ascontiguousarray(self.dam, np.int64)
-            depth = np.ascontiguousarray(self.depth, np.int64)
-            both = np.flatnonzero((sire >= 0) & (dam >= 0))
-            members = both[np.lexsort((dam[both], sire[both], depth[both]))].astype(np.int64)
-            s, dpt = sire[members], depth[members]
-            new_family = np.ones(len(members), bool)
-            new_family[1:] = (s[1:] != s[:-1]) | (dpt[1:] != dpt[:-1])
-            group_start = np.r_[np.flatnonzero(new_family), len(members)].astype(np.int64)
-            levels = np.arange(int(depth.max(initial=0)) + 2)
-            level_group_start = np.searchsorted(dpt[group_start[:-1]], levels).astype(np.int64)
-            by_depth = np.argsort(depth, kind="stable").astype(np.int64)
-            level_animal_start = np.searchsorted(depth[by_depth], levels).astype(np.int64)
-            small = np.int32  # the walks over ancestors are bound by memory traffic
-            F = loops.inbreeding_by_sire_families(
-                sire.astype(small), dam.astype(small), depth.astype(small), group_start,
-                members.astype(small), level_group_start, by_depth, level_animal_start,
-                numba.get_num_threads())
+            families = loops.sire_families(np.ascontiguousarray(self.sire, np.int64),
+                                           np.ascontiguousarray(self.dam, np.int64),
+                                           np.ascontiguousarray(self.depth, np.int64))
+            # sire and dam side by side (one cache line per animal on the ancestor walks), int32
+            parents = np.empty((len(self), 2), np.int32)
+            parents[:, 0], parents[:, 1] = self.sire, self.dam
+            F = loops.inbreeding_by_sire_families(parents, *families, numba.get_num_threads())
             F.setflags(write=False)
             self._F = F
         return self._F
@@ -201,10 +190,10 @@ class Pedigree:
         known parents (chapter 3, eq-ainv-rules).
         """
         n = len(self)
-        rows, cols, vals = loops.a_inverse_triplets(
+        indptr, indices, data = loops.a_inverse_csc(
             np.ascontiguousarray(self.sire, np.int64), np.ascontiguousarray(self.dam, np.int64),
             1.0 / self.mendelian_variance())
-        return sp.csc_array((vals, (rows, cols)), shape=(n, n))
+        return sp.csc_array((data, indices, indptr), shape=(n, n))
 
 
 def _general_index(animal, sire, dam, missing, allow_selfing):
