@@ -15,7 +15,13 @@ from .errors import (
     NotPositiveDefiniteError,
     ShapeMismatchError,
 )
-from .markers import _frequencies, as_genotypes, centred_polymorphic, cross_product
+from .markers import (
+    _frequencies,
+    as_genotypes,
+    centred_cross_product,
+    centred_polymorphic,
+    cross_product,
+)
 
 __all__ = ["genomic_relationship", "gblup", "GBLUPResult", "INDEFINITE_TOL"]
 
@@ -85,8 +91,7 @@ def genomic_relationship(
     if weights is not None:
         return _weighted(geno, p, method, weights)
     if method == "vanraden1":
-        W, poly, c = centred_polymorphic(geno, p)
-        return cross_product(W, 1.0 / c)
+        return centred_cross_product(geno, p)[0]
     het = p * (1.0 - p)
     scale = 1.0 / np.sqrt(2.0 * np.maximum(het, 1e-300))  # used on polymorphic markers only
     W, poly, _ = centred_polymorphic(geno, p, scale=scale)

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.linalg.blas
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -240,3 +241,30 @@ def test_weights_errors():
     G = lmmbook.genomic_relationship(M, weights=[1.0, 1.0, 0.0])
     W = np.array([[-1, 0, 1], [0, 0, -1], [1, 0, 0]], float)  # p = 1/2 everywhere, c = 1.5
     np.testing.assert_allclose(G, W[:, :2] @ W[:, :2].T / 1.5, atol=1e-15)
+
+
+def test_single_precision_product_of_shifted_counts_is_exact():
+    """G of complete genotypes multiplies M - round(2p), integers from -2 to 2, in float32 (BLAS
+    ssyrk): every partial sum is an integer far below 2**24, so on any BLAS kernel the product
+    is the integer one."""
+    M_s = np.random.default_rng(11).integers(-2, 3, size=(60, 5000)).astype(np.float32)
+    C = scipy.linalg.blas.ssyrk(1.0, M_s.T, trans=1, lower=0)
+    exact = M_s.astype(np.int64) @ M_s.astype(np.int64).T
+    np.testing.assert_array_equal(np.triu(C), np.triu(exact))
+
+
+def test_G_of_rare_alleles_and_by_chunks_of_markers(monkeypatch):
+    rng = np.random.default_rng(12)
+    p = rng.choice([0.001, 0.01, 0.3, 0.99, 0.999], 300)
+    M = rng.binomial(2, p, size=(200, 300)).astype(float)
+    W = lmmbook.markers.center(M)
+    freq = lmmbook.markers.allele_frequencies(M)
+    het = freq * (1 - freq)
+    G = lmmbook.genomic_relationship(M)
+    np.testing.assert_allclose(G, W @ W.T / (2 * het[het > 0].sum()), atol=1e-12)
+    # more markers than one exact single-precision product takes: summed chunk by chunk
+    monkeypatch.setattr(lmmbook.markers, "EXACT_CHUNK", 7)
+    np.testing.assert_allclose(lmmbook.genomic_relationship(M), G, atol=1e-12)
+    base = np.clip(freq + 0.01, 0, 1)
+    np.testing.assert_allclose(lmmbook.genomic_relationship(M, allele_freq=base),
+                               reference_G(M, "vanraden1", base), atol=1e-12)

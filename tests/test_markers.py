@@ -66,3 +66,12 @@ def test_missing_individual_id_or_marker_name_refused():
     M = pd.DataFrame([[0, 1], [2, 1]], index=["a", "b"], columns=[np.nan, "s2"])
     with pytest.raises(InputError, match="the columns of M has a missing ID at position 0"):
         as_genotypes(M)
+
+
+def test_the_first_bad_value_is_named_after_missing_calls_and_all_are_counted():
+    M = np.array([[0, 1, 2], [np.nan, 0.5, 2], [1, 2, np.inf]])
+    with pytest.raises(InputError,
+                       match=r"0\.5 at row 1, column 1; .*\(2 such value\(s\) in all\)"):
+        as_genotypes(M)
+    geno = as_genotypes(np.array([[0, 1, np.nan], [2, np.nan, np.nan], [1, 1, 2]]))
+    assert geno.col_calls.tolist() == [3, 2, 1] and geno.col_sum.tolist() == [3, 2, 2]
