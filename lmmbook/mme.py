@@ -351,7 +351,8 @@ def _preconditioner(C, n_b: int, kind: str):
 def _pcg(C, g, precondition, tol: float, maxiter: int):
     """Preconditioned conjugate gradients for C s = g, C symmetric positive definite (chapter 3,
     in the book's notation: iterate s, residual g^(t) = g - C s^(t), preconditioned residual
-    h^(t), direction phi^(t), step gamma^(t), weight kappa^(t) of the old direction).
+    zeta^(t) (``h`` below), direction phi^(t), step gamma^(t), weight kappa^(t) of the old
+    direction).
     Returns s and the relative residual |g^(t)| / |g| before and after each iteration."""
     norm_g = np.linalg.norm(g)
     s = np.zeros_like(g)
