@@ -24,13 +24,8 @@ from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
 from .pedigree import Pedigree
 from .reml import REMLResult, reml
-from .simulate import (
-    Population,
-    VarietyTrial,
-    simulate_pedigree,
-    simulate_population,
-    simulate_variety_trial,
-)
+from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
+from .simulate_genomes import Population, simulate_population
 from .snpblup import SNPBLUPResult, backsolve_snp_effects, snp_blup
 from .validation import (
     FoldEstimate,

@@ -5,7 +5,7 @@ from reference import gls_blup, tabular_A
 
 import lmmbook
 from lmmbook.errors import InputError, VarianceError
-from lmmbook.simulate import _Genome, _meiosis
+from lmmbook.simulate_genomes import _Genome, _meiosis
 
 
 def test_same_seed_same_trial_and_other_seed_other_trial():
