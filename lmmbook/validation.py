@@ -494,8 +494,9 @@ class FoldEstimate:
         sd / sqrt(n_splits), which treats the splits as independent: shown for comparison, too
         small for folds of one data set.
     sd : float
-        Standard deviation (ddof=1) of the per-split values: the spread of one split's estimate,
-        not a standard error of their mean.
+        Standard deviation (ddof=1) of the per-split values: the spread of the splits of this data
+        set, which understates the spread of one split's estimate over samples, and is not a
+        standard error of their mean.
     n_splits : int
         Number of per-split values (n_f folds times the number of repeats).
     n_repeats : int or None
