@@ -20,6 +20,7 @@ from .errors import (
     VarianceError,
 )
 from .genomic import GBLUPResult, gblup, genomic_relationship
+from .lrmethod import LRResult, lr_validation
 from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
 from .pedigree import Pedigree
@@ -29,12 +30,10 @@ from .simulate_genomes import Population, simulate_population
 from .snpblup import SNPBLUPResult, backsolve_snp_effects, snp_blup
 from .validation import (
     FoldEstimate,
-    LRResult,
     compare_folds,
     effective_segments,
     expected_accuracy,
     fold_se,
-    lr_validation,
 )
 
 __version__ = "0.1.0"
