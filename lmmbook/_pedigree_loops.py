@@ -210,10 +210,11 @@ def inbreeding_by_sire_families(parents, members, group_start, level_group_start
     """Inbreeding coefficients by the indirect method of Colleau (2002), in sire families
     (Sargolzaei, Iwaisaki & Colleau 2005).
 
-    A = T D T', so a column A e_s is two passes over the ancestors of s: w = T' e_s (from the young
-    to the old), then v = T D w (from the old to the young). For the offspring of sire s and dam d,
-    F = a_sd / 2 = v[d] / 2: one column serves the whole family of s, computed over the ancestors
-    of s and of its dams (all others have w = 0 and do not reach v[d]). ``parents`` is (n, 2):
+    A = T D T', so a column A e_s is two passes: w = T' e_s goes up from s to its ancestors (from
+    the young to the old), then v = T D w comes back down to their descendants (from the old to
+    the young). For the offspring of sire s and dam d, F = a_sd / 2 = v[d] / 2: one column serves
+    the whole family of s, computed over the ancestors of s and of its dams (all others have
+    w = 0 and do not reach v[d]). ``parents`` is (n, 2):
     sire and dam of each animal, -1 when unknown, IDs numbered so that parents come first; the
     families come from :func:`sire_families`. Families of one depth depend only on shallower
     animals, so they run in parallel, each thread with its own work arrays. Before the families
@@ -274,7 +275,7 @@ def a_inverse_csc(sire, dam, alpha):
     """Henderson's rules assembled straight into CSC arrays (indptr, indices, data): sorted row
     indices, each entry once (chapter 3).
 
-    Animal i adds alpha_i w_a w_b at (a, b) for a, b in (i, sire, dam) with weights (1, -1/2,
+    Animal i adds w_a w_b / d_i at (a, b) for a, b in (i, sire, dam) with weights (1, -1/2,
     -1/2), known parents only. So column c collects the rule of c itself (rows c and its parents)
     and those of its offspring i (rows i and i's parents, c among them); an entry met twice (a
     mate with several offspring, a parent that is also a mate) is summed in place.

@@ -176,7 +176,7 @@ class Pedigree:
                              np.ascontiguousarray(self.dam, np.int64))
 
     def mendelian_variance(self) -> np.ndarray:
-        """d_i = Var(Mendelian sampling of i) / sigma2_a: 1, 3/4 - F_p/4 or 1/2 - (F_s + F_d)/4."""
+        """d_i = Var(m_i) / sigma2_a: 1, 3/4 - F_parent/4 or 1/2 - (F_sire(i) + F_dam(i))/4."""
         F = self.inbreeding()
         Fs = np.where(self.sire >= 0, F[np.maximum(self.sire, 0)], -1.0)
         Fd = np.where(self.dam >= 0, F[np.maximum(self.dam, 0)], -1.0)
@@ -185,9 +185,9 @@ class Pedigree:
     def A_inverse(self) -> sp.csc_array:
         """A^-1 by Henderson's rules with inbreeding (Quaas 1976), sparse CSC (``ids`` order).
 
-        Each animal i with Mendelian-sampling weight alpha_i = 1 / d_i adds alpha_i at (i, i),
-        -alpha_i / 2 between i and each known parent, and alpha_i / 4 between every pair of its
-        known parents (chapter 3, eq-ainv-rules).
+        Each animal i adds 1/d_i at (i, i), -1/(2 d_i) between i and each known parent, and
+        1/(4 d_i) between every pair of its known parents (chapter 3, eq-ainv-rules; d_i is the
+        Mendelian-sampling variance of :meth:`mendelian_variance`).
         """
         n = len(self)
         indptr, indices, data = loops.a_inverse_csc(
