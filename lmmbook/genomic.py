@@ -257,8 +257,9 @@ def gblup(
         raise NotPositiveDefiniteError(
             f"G is indefinite: its smallest eigenvalue (phenotyped rows) is "
             f"{rot.min_eigenvalue:.4g}, mean diagonal {scale:.4g}. A covariance matrix cannot be "
-            "negative: use method='vanraden1' or 'vanraden2', blend G with A (0.95 G + 0.05 A), "
-            "or add a small ridge (G + 0.01 I)."
+            "negative: use method='vanraden1' or 'vanraden2' (positive semi-definite by "
+            f"construction), or add more than {-rot.min_eigenvalue:.3g} to the diagonal "
+            "(G + c I), which also changes the model."
         )
     if sigma2_u is None:
         res = _spectral.fit(rot)
