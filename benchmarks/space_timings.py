@@ -1,4 +1,4 @@
-"""Time GBLUP in the animal space against SNP-BLUP in the marker space, for chapter 5's figure.
+"""Time GBLUP in the animal space against SNP-BLUP in the marker space, for chapter 6's figure.
 
 For m = 1000 markers and n from 250 to 4000 animals, times lmmbook.snp_blup in the animal space
 (W W'/c and its eigendecomposition, O(n^2 m + n^3)) and in the marker space (a thin SVD of the

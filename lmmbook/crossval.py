@@ -1,4 +1,4 @@
-"""Cross-validation of genomic predictions without leakage (chapters 6 and 7).
+"""Cross-validation of genomic predictions without leakage (chapters 7 and 8).
 
 Folds are a table of IDs; everything learned (allele frequencies and centring, variance
 components, fixed effects, marker effects) is learned on the training IDs of each fold only, and
@@ -219,7 +219,7 @@ def cross_validate(
 
     Notes
     -----
-    Chapters 6 and 7. y_c uses b_hat from the training fit, so that nothing of the validation
+    Chapters 7 and 8. y_c uses b_hat from the training fit, so that nothing of the validation
     phenotypes enters the prediction. ``accuracy`` can exceed 1: h2 is estimated.
     """
     if (M is None) == (G is None):

@@ -1,4 +1,4 @@
-"""The genomic relationship matrix G and GBLUP (chapter 4)."""
+"""The genomic relationship matrix G and GBLUP (chapter 5)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def genomic_relationship(
     M : (n, m) array_like or pandas.DataFrame
         Counts of one allele (0, 1, 2), NaN for a missing call.
     method : {"vanraden1", "vanraden2", "yang"}
-        "vanraden1": G = W W' / (2 sum p(1-p)), W = M - 2p (chapter 4, eq-vanraden1);
+        "vanraden1": G = W W' / (2 sum p(1-p)), W = M - 2p (chapter 5, eq-vanraden1);
         "vanraden2": each marker standardised, G = sum_k w_k w_k' / (2 p_k (1 - p_k)) / m;
         "yang": as "vanraden2" off the diagonal, with Yang et al.'s (2010) diagonal
         1 + (1/m_i) sum_k [x_ik^2 - (1 + 2 p_k) x_ik + 2 p_k^2] / (2 p_k (1 - p_k)) over the m_i
@@ -66,7 +66,7 @@ def genomic_relationship(
 
     Notes
     -----
-    Chapter 4; VanRaden (2008), Yang et al. (2010). Missing calls are mean-imputed: their centred
+    Chapter 5; VanRaden (2008), Yang et al. (2010). Missing calls are mean-imputed: their centred
     value is 0. Markers that are monomorphic under the frequencies used (p = 0 or 1) carry no
     information: they are left out, so they neither divide by zero nor count in m.
     "vanraden1" equals rrBLUP's ``A.mat(M - 1)`` on complete data (the same W W' / (2 sum p(1-p))
@@ -179,7 +179,7 @@ def gblup(
     sigma2_e: float | None = None,
     ids: Any = None,
 ) -> GBLUPResult:
-    """Genomic BLUP: the animal model with G in place of A, in its V form (chapter 4).
+    """Genomic BLUP: the animal model with G in place of A, in its V form (chapter 5).
 
     Parameters
     ----------
@@ -213,7 +213,7 @@ def gblup(
     Notes
     -----
     u_hat = sigma2_u G V^-1 (y - X b_hat) with V = sigma2_u G_oo + sigma2_e I over the phenotyped
-    rows o (chapter 4, eq-gblup-v). One eigendecomposition of G_oo serves REML, b, u and the
+    rows o (chapter 5, eq-gblup-v). One eigendecomposition of G_oo serves REML, b, u and the
     prediction error variances, PEV = sigma2_u G_ii - sigma2_u^2 [G_io P G_oi]_ii.
 
     Examples

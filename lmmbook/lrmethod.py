@@ -1,4 +1,4 @@
-"""The LR method of validation (Legarra & Reverter 2018; chapter 7).
+"""The LR method of validation (Legarra & Reverter 2018; chapter 8).
 
 :func:`lr_validation` compares the predictions of a focal group (the youngest animals, say) from
 partial data, without the focal individuals' own records, with their predictions from the whole
@@ -166,7 +166,7 @@ def lr_validation(
 
     Notes
     -----
-    Chapter 7 (the LR method); Legarra & Reverter (2018), Genet Sel Evol 50:53. Over the focal
+    Chapter 8 (the LR method); Legarra & Reverter (2018), Genet Sel Evol 50:53. Over the focal
     group, with cov and var the sample covariance and variance (any common divisor):
 
     - bias: Delta_p = mean(u_p) - mean(u_w), expected 0;

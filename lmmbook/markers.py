@@ -1,5 +1,5 @@
 """Marker genotypes: checking 0/1/2 counts, allele frequencies, centring, quality filters
-(chapter 4).
+(chapter 5).
 
 Genotypes are (n, m) counts of one allele (0, 1 or 2) per individual and marker, as floats, with NaN
 for a missing call. They may come as a NumPy array or as a DataFrame with the individuals' IDs as
@@ -208,7 +208,7 @@ def marker_scaling(p: np.ndarray, method: str, weights: np.ndarray | None = None
     Over the markers polymorphic under p, returns (their columns, the square roots of D_alpha's
     diagonal there, c): "vanraden1" D_alpha = I, c = 2 sum p(1-p); "vanraden2" D_alpha =
     diag(1 / (2 p_k (1 - p_k))), c = m (the polymorphic markers); ``weights`` multiply D_alpha
-    and leave c as it is (chapter 4).
+    and leave c as it is (chapter 5).
     """
     het = p * (1.0 - p)
     poly = np.flatnonzero(het > 0)

@@ -1,4 +1,4 @@
-"""Simulated genomes along a pedigree, with selection and a known truth (chapters 4-7).
+"""Simulated genomes along a pedigree, with selection and a known truth (chapters 5-8).
 
 A historical population of size Ne builds linkage disequilibrium over many chromosomes; its last
 generation founds a pedigree along which gametes are drawn with Haldane crossovers; parents may be

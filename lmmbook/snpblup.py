@@ -1,4 +1,4 @@
-"""SNP-BLUP: the genomic model parameterised by marker effects, and back-solving (chapter 5)."""
+"""SNP-BLUP: the genomic model parameterised by marker effects, and back-solving (chapter 6)."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def snp_blup(
     space : {"auto", "markers", "animals"}
         Where the eigenproblem is solved: "markers" by a thin SVD of the n x m centred markers,
         "animals" by the eigendecomposition of the n x n W W'/c; "auto" takes the markers when
-        m < n. The results are the same; only the cost differs (chapter 5).
+        m < n. The results are the same; only the cost differs (chapter 6).
 
     Returns
     -------
@@ -138,7 +138,7 @@ def snp_blup(
 
     Notes
     -----
-    Chapter 5. The same model as GBLUP with G = W W' / (2 sum p(1-p)) and
+    Chapter 6. The same model as GBLUP with G = W W' / (2 sum p(1-p)) and
     sigma2_u = 2 sum p(1-p) sigma2_alpha (eq-mapping): REML is the spectral method of chapter 2 on
     a thin SVD of the centred markers of the phenotyped rows when there are fewer markers than
     records, O(n m^2), which never forms an n x n matrix (with more markers than records, on the
@@ -266,7 +266,7 @@ def backsolve_snp_effects(
 
     Notes
     -----
-    Chapter 5, eq-backsolve in its general form (Stranden & Garrick 2009; Wang et al. 2012 for
+    Chapter 6, eq-backsolve in its general form (Stranden & Garrick 2009; Wang et al. 2012 for
     weighted G). If u = W alpha with alpha ~ N(0, sigma2_u D_alpha / c), then Var(u) =
     sigma2_u W D_alpha W' / c = sigma2_u G: GBLUP with this G and the marker model are one model,
     and the BLUP of alpha is Cov(alpha, y_o) V_o^-1 (y_o - X_o b_hat), which is computed as

@@ -1,5 +1,5 @@
 """Standard errors of fold-level estimates, paired comparisons, and the expected accuracy
-(chapters 4, 6 and 7).
+(chapters 5, 7 and 8).
 
 :func:`fold_se` and :func:`compare_folds` summarise the per-fold measures of
 :func:`lmmbook.cross_validate` with a standard error that accounts for the correlation between
@@ -134,7 +134,7 @@ def fold_se(
 
     Notes
     -----
-    Chapter 6. The between-fold standard deviation ``sd`` is the spread of the folds of this one
+    Chapter 7. The between-fold standard deviation ``sd`` is the spread of the folds of this one
     data set, which understates the spread of a single fold's estimate; dividing it by
     sqrt(n_splits) would give the standard error of their mean only if the splits were
     independent samples. They are not: within one repeat the training sets share
@@ -199,7 +199,7 @@ def compare_folds(
 
     Notes
     -----
-    Chapter 7. Pairing removes what both models share in a fold (its individuals, their
+    Chapter 8. Pairing removes what both models share in a fold (its individuals, their
     relationships to the training set): the differences vary much less than either measure, so
     a paired comparison sees differences that two separate intervals would hide. The standard
     error of the mean difference follows :func:`fold_se`'s correction applied to the
@@ -350,7 +350,7 @@ def effective_segments(Ne: Any, L: Any) -> Any:
 
     Notes
     -----
-    Chapter 4. Goddard (2009), Genetica 136:245-257: in a population of effective size Ne,
+    Chapter 5. Goddard (2009), Genetica 136:245-257: in a population of effective size Ne,
     the marker genotypes of a genome of L morgans vary like those of about M_e independent
     segments, the number that sets how many records a genomic prediction needs
     (:func:`expected_accuracy`). Other papers use 2 Ne L (Hayes, Visscher & Goddard 2009) or
@@ -402,7 +402,7 @@ def expected_accuracy(n_train: Any, h2: Any, M_e: Any) -> Any:
 
     Notes
     -----
-    Chapter 4. Daetwyler, Villanueva & Woolliams (2008), PLoS ONE 3:e3395, with the M_e of
+    Chapter 5. Daetwyler, Villanueva & Woolliams (2008), PLoS ONE 3:e3395, with the M_e of
     Goddard (2009) in place of the number of loci (Daetwyler et al. 2010, Genetics 185:1021).
     Each of M_e independent segments carries an effect estimated from n records, each record
     telling h2 / M_e of the genetic variance: the reliability is r^2 = n h2 / (n h2 + M_e).

@@ -16,7 +16,7 @@ from lmmbook.errors import (
 
 
 def reference_G(M, method, p=None):
-    """Plain NumPy, marker by marker, straight from the formulas of chapter 4."""
+    """Plain NumPy, marker by marker, straight from the formulas of chapter 5."""
     M = np.asarray(M, float)
     n, m = M.shape
     p = np.nanmean(M, axis=0) / 2 if p is None else np.asarray(p)
@@ -195,7 +195,7 @@ def test_a_missing_id_is_refused():
 
 
 def reference_weighted_G(M, method, d, p=None):
-    """sum_k d_k w_k w_k' D_alpha,kk / c, marker by marker (chapter 4): D_alpha = 1, c = 2 sum
+    """sum_k d_k w_k w_k' D_alpha,kk / c, marker by marker (chapter 5): D_alpha = 1, c = 2 sum
     p(1-p) for VanRaden 1; D_alpha = 1 / (2 p_k (1 - p_k)), c = m for VanRaden 2."""
     M = np.asarray(M, float)
     p = np.nanmean(M, axis=0) / 2 if p is None else np.asarray(p)
