@@ -186,11 +186,14 @@ def positive_variance(name: str, value: Any) -> float:
 
 def full_column_rank(name: str, X: Matrix, columns: pd.Index | None,
                      rcond: float = 1e-6) -> None:
-    """Refuse a design without full column rank, naming the columns involved.
+    """Refuse a design without full column rank, naming the columns involved and which to drop.
 
     The rank is read from the eigenvalues of the column-scaled cross-product X'X, so units do
     not matter; columns are called dependent when a singular value of the scaled X falls below
-    ``rcond`` times the largest (condition number above 1e6).
+    ``rcond`` times the largest (condition number above 1e6). The message offers the usual
+    remedy, one column dropped per dependency, and names a set of columns whose removal passes
+    this same test (``design._columns_to_drop``: the last column of each dependency in column
+    order).
     """
     p = X.shape[1]
     if p == 0:  # no fixed effects (records already centred): nothing to estimate
@@ -213,13 +216,30 @@ def full_column_rank(name: str, X: Matrix, columns: pd.Index | None,
     w, V = np.linalg.eigh(scaled)
     null = w < rcond**2 * w[-1]
     if null.any():
+        from .design import _columns_to_drop
+
         involved = np.flatnonzero((np.abs(V[:, null]) > 1e-3).any(axis=1))
         rank = p - int(null.sum())
+        k = p - rank
+        drop = _columns_to_drop(scaled, rcond)
+        if drop is None:  # near-dependencies: no set of k columns passes the test clearly
+            which = f"drop {k} of them whose removal leaves full rank"
+        else:
+            shown = [label(int(j)) for j in drop[:20]]
+            more = f" and {len(drop) - 20} more" if len(drop) > 20 else ""
+            listed = (f"{', '.join(shown[:-1])} and {shown[-1]}" if len(shown) > 1 and not more
+                      else ", ".join(shown) + more)
+            other = "another one of them" if k == 1 else f"another set of {k} of them"
+            which = (f"drop {listed} (the last column of each dependency; {other} whose removal "
+                     "leaves full rank does as well)")
         raise RankDeficientError(
             f"{name} does not have full column rank (rank {rank} of {p} columns): columns "
             f"{', '.join(label(int(j)) for j in involved)} are linearly dependent (e.g. an "
-            "intercept together with a column for every level of a factor). Drop "
-            f"{p - rank} of them or use contrasts."
+            "intercept together with a column for every level of a factor, or one factor nested "
+            f"within another). The usual remedy: drop one column per dependency ({k} here), which "
+            "sets that level's effect to zero (as Mrode sets HYS 1 = HYS 3 = 0 in Example 5.1): "
+            f"{which}. Estimable functions of the fixed effects (such as the fitted values Xb) "
+            "and the BLUPs of the random effects do not depend on which levels are set to zero."
         )
 
 
