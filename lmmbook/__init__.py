@@ -5,7 +5,7 @@ cited in its docstring.
 """
 
 from .crossval import CVResult, cross_validate, forward_split, kfold
-from .design import Incidence, incidence
+from .design import Incidence, fixed_design, incidence
 from .errors import (
     ConvergenceError,
     DuplicateIdError,
@@ -27,6 +27,7 @@ from .pedigree import Pedigree
 from .reml import REMLResult, reml
 from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
 from .simulate_genomes import Population, simulate_population
+from .simulate_records import LivestockData, simulate_livestock
 from .snpblup import SNPBLUPResult, backsolve_snp_effects, snp_blup
 from .validation import (
     FoldEstimate,
@@ -47,6 +48,7 @@ __all__ = [
     "Incidence",
     "InputError",
     "LRResult",
+    "LivestockData",
     "LmmbookError",
     "MMEResult",
     "NonFiniteError",
@@ -67,6 +69,7 @@ __all__ = [
     "cross_validate",
     "effective_segments",
     "expected_accuracy",
+    "fixed_design",
     "filter_markers",
     "fold_se",
     "forward_split",
@@ -76,6 +79,7 @@ __all__ = [
     "kfold",
     "lr_validation",
     "reml",
+    "simulate_livestock",
     "simulate_pedigree",
     "simulate_population",
     "simulate_variety_trial",

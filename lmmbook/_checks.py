@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .design import Incidence
+from .design import Incidence, fixed_design
 from .errors import (
     DuplicateIdError,
     IdError,
@@ -361,3 +361,16 @@ def design_to_ids(X: Any, ids: pd.Index | None, n: int, y: np.ndarray, of: str =
     p = values.shape[1]
     names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
     return values, names
+
+
+def formula_or_matrix(X: Any, data: Any) -> Any:
+    """X as given, or the design of a formula string over ``data`` (lmmbook.fixed_design)."""
+    if isinstance(X, str):
+        if data is None:
+            raise InputError(
+                f"X is the formula {X!r} but no data= was given: pass the DataFrame of the "
+                "records whose columns the formula names.")
+        return fixed_design(X, data)
+    if data is not None:
+        raise InputError("data= is used only when X is a formula string; X is already a matrix.")
+    return X

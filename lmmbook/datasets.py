@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from io import StringIO
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["dyestuff", "mrode_example_3_1"]
+__all__ = ["MrodeExample", "dyestuff", "mrode_example_3_1", "mrode_example_5_1",
+           "mrode_example_5_2", "mrode_example_8_1"]
 
 
 def mrode_example_3_1() -> pd.DataFrame:
@@ -77,3 +81,178 @@ def dyestuff() -> pd.DataFrame:
         1520, 1455, 1450, 1480, 1445,
     ]
     return pd.DataFrame({"batch": np.repeat(list("ABCDEF"), 5), "yield_": np.array(yields, float)})
+
+
+@dataclass(frozen=True, eq=False)
+class MrodeExample:
+    """A worked example of Mrode & Pocrnic (2023): pedigree, records and the variances used.
+
+    Attributes
+    ----------
+    pedigree : pandas.DataFrame
+        ``animal``, ``sire``, ``dam`` (0 = unknown), parents before offspring.
+    records : pandas.DataFrame
+        One row per record, columns as named in the book's table.
+    variances : dict
+        The variance components (and covariances) the book analyses the example with.
+    """
+
+    pedigree: pd.DataFrame
+    records: pd.DataFrame
+    variances: dict = field(default_factory=dict)
+
+
+def _csv(text: str) -> pd.DataFrame:
+    return pd.read_csv(StringIO(text.strip()))
+
+
+def _founders_and(n_founders: int, rows: str) -> pd.DataFrame:
+    founders = "\n".join(f"{i},0,0" for i in range(1, n_founders + 1))
+    return _csv("animal,sire,dam\n" + founders + "\n" + rows.strip())
+
+
+def mrode_example_5_1() -> MrodeExample:
+    """Fat yield of five cows in two lactations: the repeatability model of Example 5.1.
+
+    Returns
+    -------
+    MrodeExample
+        Eight animals; ten records with ``cow``, ``parity`` (1, 2), ``hys`` (herd-year-season
+        1-4) and ``fat_yield`` (kg); variances ``sigma2_a`` = 20, ``sigma2_pe`` = 12,
+        ``sigma2_e`` = 28.
+
+    Notes
+    -----
+    Mrode & Pocrnic (2023), *Linear Models for the Prediction of the Genetic Merit of Animals*,
+    4th ed., Section 5.1. HYS 1 and 2 occur with parity 1 only, HYS 3 and 4 with parity 2 only, so
+    HYS and parity are confounded twice; the book sets HYS 1 = HYS 3 = 0.
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mrode_example_5_1
+    >>> ex = mrode_example_5_1()
+    >>> len(ex.pedigree), len(ex.records), ex.records["cow"].nunique()
+    (8, 10, 5)
+    """
+    pedigree = _founders_and(3, """
+4,1,2
+5,3,2
+6,1,5
+7,3,4
+8,1,7""")
+    records = _csv("""
+cow,parity,hys,fat_yield
+4,1,1,201
+4,2,3,280
+5,1,1,150
+5,2,4,200
+6,1,2,160
+6,2,3,190
+7,1,1,180
+7,2,3,250
+8,1,2,285
+8,2,4,300""")
+    records["fat_yield"] = records["fat_yield"].astype(float)
+    return MrodeExample(pedigree, records,
+                        {"sigma2_a": 20.0, "sigma2_pe": 12.0, "sigma2_e": 28.0})
+
+
+def mrode_example_5_2() -> MrodeExample:
+    """Weaning weight of ten piglets in three litters: the common-environment model of
+    Example 5.2.
+
+    Returns
+    -------
+    MrodeExample
+        Fifteen animals; ten records with ``piglet``, ``sex`` ("M", "F"), ``litter_dam`` (the
+        dam, which identifies the litter) and ``weaning_weight`` (kg); variances
+        ``sigma2_a`` = 20, ``sigma2_c`` = 15, ``sigma2_e`` = 65.
+
+    Notes
+    -----
+    Mrode & Pocrnic (2023), Section 5.3.
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mrode_example_5_2
+    >>> ex = mrode_example_5_2()
+    >>> ex.records.groupby("litter_dam").size().tolist()
+    [3, 4, 3]
+    """
+    pedigree = _founders_and(5, """
+6,1,2
+7,1,2
+8,1,2
+9,3,4
+10,3,4
+11,3,4
+12,3,4
+13,1,5
+14,1,5
+15,1,5""")
+    records = _csv("""
+piglet,sex,litter_dam,weaning_weight
+6,M,2,90
+7,F,2,70
+8,F,2,65
+9,F,4,98
+10,M,4,106
+11,F,4,60
+12,F,4,80
+13,M,5,100
+14,F,5,85
+15,M,5,68""")
+    records["weaning_weight"] = records["weaning_weight"].astype(float)
+    return MrodeExample(pedigree, records,
+                        {"sigma2_a": 20.0, "sigma2_c": 15.0, "sigma2_e": 65.0})
+
+
+def mrode_example_8_1() -> MrodeExample:
+    """Birth weight of ten beef calves: the maternal animal model of Example 8.1.
+
+    Returns
+    -------
+    MrodeExample
+        Fourteen animals; ten records with ``calf``, ``dam``, ``herd`` (1-3), ``pen`` (1, 2) and
+        ``birth_weight`` (kg); variances ``G0`` = [[150, -40], [-40, 90]] (direct, maternal),
+        ``sigma2_pe`` = 40 (maternal permanent environment) and ``sigma2_e`` = 350.
+
+    Notes
+    -----
+    Mrode & Pocrnic (2023), Sections 8.1-8.2. Herd and pen are confounded once; the book sets
+    herd 1 = 0.
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mrode_example_8_1
+    >>> ex = mrode_example_8_1()
+    >>> sorted(ex.records["dam"].unique().tolist())
+    [2, 5, 6, 7]
+    """
+    pedigree = _founders_and(4, """
+5,1,2
+6,3,2
+7,4,6
+8,3,5
+9,1,6
+10,3,2
+11,3,7
+12,8,7
+13,9,2
+14,3,6""")
+    records = _csv("""
+calf,dam,herd,pen,birth_weight
+5,2,1,1,35
+6,2,1,2,20
+7,6,1,2,25
+8,5,1,1,40
+9,6,2,1,42
+10,2,2,2,22
+11,7,2,2,35
+12,7,3,2,34
+13,2,3,1,20
+14,6,3,2,40""")
+    records["birth_weight"] = records["birth_weight"].astype(float)
+    return MrodeExample(pedigree, records,
+                        {"G0": np.array([[150.0, -40.0], [-40.0, 90.0]]), "sigma2_pe": 40.0,
+                         "sigma2_e": 350.0})

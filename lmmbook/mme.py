@@ -12,6 +12,7 @@ coefficient matrix C is the variance of the prediction errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,8 +22,8 @@ import scipy.linalg as la
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from . import _checks
-from .errors import ConvergenceError, InputError, NotPositiveDefiniteError
+from . import _checks, model
+from .errors import ConvergenceError, InputError, NotPositiveDefiniteError, ShapeMismatchError
 
 __all__ = ["MMEResult", "solve_mme", "PEV_AUTO_MAX_LEVELS"]
 
@@ -37,22 +38,30 @@ _SOLVE_BLOCK = 256  # right-hand sides per block when extracting a diagonal of a
 class MMEResult:
     """Solution of the mixed-model equations.
 
+    With one random effect (``Z`` one design) ``u``, ``pev``, ``reliability`` and ``levels`` are
+    arrays; when ``Z`` was a list or a tuple they are tuples with one array per design, in the
+    order given, tuples flattened: ``direct, maternal, pe = fit.u``.
+
     Attributes
     ----------
     b : (n_b,) ndarray
         BLUE of the fixed effects, in the column order of X.
-    u : (q,) ndarray
+    u : (q,) ndarray or tuple of ndarray
         BLUP of the random effects, in the column order of Z.
-    pev : (q,) ndarray or None
+    pev : (q,) ndarray, tuple of ndarray, or None
         Prediction error variance Var(u_i - u_hat_i) of each level; None when not computed.
-    reliability : (q,) ndarray or None
-        ``1 - pev / (sigma2_u * diag(K))``, the squared correlation between u and its BLUP.
+    reliability : (q,) ndarray, tuple of ndarray, or None
+        ``1 - pev / (sigma2 * diag(K))``, the squared correlation between u and its BLUP, with
+        sigma2 the variance of that design's effect (a diagonal element of its G0).
     fixed_names : (n_b,) ndarray
         Labels of b (X's column labels, or 0..n_b-1).
-    levels : (q,) ndarray
+    levels : (q,) ndarray or tuple of ndarray
         Labels of u (Z's or K_inv's column labels, or 0..q-1).
-    sigma2_u, sigma2_e : float
-        The variance components the equations were built with.
+    sigma2_u : float, or tuple of float and (k, k) ndarray
+        The variance (or, per entry of Z, variance or covariance matrix G0) the equations were
+        built with.
+    sigma2_e : float
+        The residual variance.
     n_obs : int
         Number of records used (those with a finite y).
     method : str
@@ -61,36 +70,63 @@ class MMEResult:
         PCG iterations (None for "direct").
     residuals : ndarray or None
         PCG's relative residual ||C x - r|| / ||r|| at the start and after each iteration.
+    names : tuple of str
+        A name per design (``names=`` of :func:`solve_mme`, else "u" or "u1", "u2", ...).
     """
 
     b: np.ndarray
-    u: np.ndarray
-    pev: np.ndarray | None
-    reliability: np.ndarray | None
+    u: np.ndarray | tuple[np.ndarray, ...]
+    pev: np.ndarray | tuple[np.ndarray, ...] | None
+    reliability: np.ndarray | tuple[np.ndarray, ...] | None
     fixed_names: np.ndarray
-    levels: np.ndarray
-    sigma2_u: float
+    levels: np.ndarray | tuple[np.ndarray, ...]
+    sigma2_u: float | tuple[float | np.ndarray, ...]
     sigma2_e: float
     n_obs: int
     method: str
     n_iter: int | None = None
     residuals: np.ndarray | None = None
+    names: tuple[str, ...] = ("u",)
 
     @property
     def lambda_(self) -> float:
-        """The variance ratio lambda = sigma2_e / sigma2_u that enters the equations."""
+        """The variance ratio lambda = sigma2_e / sigma2_u that enters the equations (one
+        random effect; with several, each G0 enters as sigma2_e G0^-1)."""
+        if isinstance(self.sigma2_u, tuple):
+            raise InputError("lambda_ is defined for one random effect; with several, each G0 "
+                             "enters the equations as sigma2_e * inv(G0).")
         return self.sigma2_e / self.sigma2_u
 
     def fixed_effects(self) -> pd.Series:
         """b as a Series indexed by ``fixed_names``."""
         return pd.Series(self.b, index=self.fixed_names, name="b")
 
-    def random_effects(self) -> pd.DataFrame:
-        """u, and its PEV and reliability when computed, as a DataFrame indexed by ``levels``."""
-        columns = {"u": self.u}
-        if self.pev is not None:
-            columns |= {"pev": self.pev, "reliability": self.reliability}
-        return pd.DataFrame(columns, index=pd.Index(self.levels, name="level"))
+    def random_effects(self, effect: int | str | None = None) -> pd.DataFrame:
+        """u, and its PEV and reliability when computed, as a DataFrame indexed by ``levels``.
+
+        With several designs, ``effect`` (a position or a name of ``names``) picks one; without
+        it the designs are stacked under a two-level index (effect, level).
+        """
+        if not isinstance(self.u, tuple):
+            return self._frame(self.u, self.pev, self.reliability, self.levels)
+        parts = [self._frame(self.u[j], None if self.pev is None else self.pev[j],
+                             None if self.reliability is None else self.reliability[j],
+                             self.levels[j]) for j in range(len(self.u))]
+        if effect is not None:
+            if isinstance(effect, str):
+                if effect not in self.names:
+                    raise InputError(f"no random effect named {effect!r}; the names are "
+                                     f"{list(self.names)}.")
+                effect = self.names.index(effect)
+            return parts[effect]
+        return pd.concat(parts, keys=list(self.names), names=["effect", "level"])
+
+    @staticmethod
+    def _frame(u, pev, reliability, levels) -> pd.DataFrame:
+        columns = {"u": u}
+        if pev is not None:
+            columns |= {"pev": pev, "reliability": reliability}
+        return pd.DataFrame(columns, index=pd.Index(levels, name="level"))
 
 
 def solve_mme(
@@ -98,7 +134,7 @@ def solve_mme(
     X: Any,
     Z: Any,
     K_inv: Any,
-    sigma2_u: float,
+    sigma2_u: Any,
     sigma2_e: float,
     *,
     K_diag: Any = None,
@@ -107,6 +143,8 @@ def solve_mme(
     tol: float = 1e-10,
     maxiter: int | None = None,
     preconditioner: Literal["diagonal", "block"] = "block",
+    data: pd.DataFrame | None = None,
+    names: Sequence[str] | None = None,
 ) -> MMEResult:
     """Solve Henderson's mixed-model equations for the BLUE of b and the BLUP of u.
 
@@ -115,16 +153,24 @@ def solve_mme(
     y : (n,) array_like or pandas.Series
         Records. NaN means "not observed": the record leaves the equations, and every level of u
         is still predicted.
-    X : (n, n_b) array_like, scipy.sparse matrix, pandas.DataFrame or Incidence
-        Fixed-effect design; must have full column rank on the observed records.
-    Z : (n, q) array_like, scipy.sparse matrix, pandas.DataFrame or Incidence
-        Random-effect design.
-    K_inv : (q, q) array_like, scipy.sparse matrix or pandas.DataFrame
-        Inverse of the relationship matrix K in Var(u) = sigma2_u K (the identity for
-        unrelated levels, ``A^-1`` of a pedigree).
-    sigma2_u, sigma2_e : float
-        Variance of u (per unit of K) and of the residuals; both positive.
-    K_diag : (q,) array_like, optional
+    X : (n, n_b) array_like, scipy.sparse matrix, pandas.DataFrame, Incidence, or str
+        Fixed-effect design; must have full column rank on the observed records. A string is a
+        formula over ``data`` (:func:`lmmbook.fixed_design`), e.g. ``"~ C(hys) + C(parity) - 1"``.
+    Z : (n, q) design, a tuple of designs, or a list of designs and tuples
+        Random-effect design(s): array_like, scipy.sparse, DataFrame or Incidence. A list holds
+        one entry per random effect (animal, permanent environment, litter...); an entry that is a
+        tuple holds the designs of correlated effects over the same levels, e.g.
+        ``(Z_direct, Z_maternal)`` where ``Z_maternal`` links each record to its dam's column.
+    K_inv : (q, q) array_like, scipy.sparse matrix, DataFrame or None, or a list of them
+        Inverse of the covariance structure K of each entry's levels (``A^-1`` of a pedigree;
+        None = the identity, for unrelated levels), one per entry of ``Z``.
+    sigma2_u : float or (k, k) array_like, or a list of them
+        One per entry of ``Z``: the variance of u (per unit of K), or for a tuple of k designs the
+        (k, k) covariance matrix G0 of the effects, Var(stacked u) = G0 kron K. Positive
+        (definite).
+    sigma2_e : float
+        Residual variance, positive.
+    K_diag : (q,) array_like or a list of them (None entries allowed), optional
         diag(K), needed for reliabilities (a pedigree knows it as 1 + F). Computed from K_inv when
         absent.
     method : {"direct", "pcg"}
@@ -133,7 +179,7 @@ def solve_mme(
         gradients with the sparse C, never factorising it: for large animal models.
     compute_pev : bool, optional
         Whether to compute ``pev`` and ``reliability``. By default always for dense input, and for
-        sparse input when u has at most ``lmmbook.mme.PEV_AUTO_MAX_LEVELS`` (10,000) levels.
+        sparse input when u has at most ``lmmbook.mme.PEV_AUTO_MAX_LEVELS`` (10,000) equations.
         Not available with "pcg" (PEV needs the inverse of C).
     tol : float, optional
         "pcg" stops when ||C x - r|| <= tol ||r||. The relative error of the solution is at most
@@ -142,8 +188,13 @@ def solve_mme(
     maxiter : int, optional
         "pcg" iteration limit (default: the number of equations, n_b + q, at most 100,000).
     preconditioner : {"block", "diagonal"}
-        "pcg" preconditioner: the inverse of diag(C) ("diagonal"), or that with the fixed-effect
-        block inverted as a whole ("block", the default; it helps when fixed effects are many).
+        "pcg" preconditioner: the inverse of diag(C) ("diagonal"), or ("block", the default) that
+        with the fixed-effect block inverted as a whole and, for correlated effects, the k x k
+        block of each level (its direct and maternal equations together).
+    data : pandas.DataFrame, optional
+        The records, when ``X`` is a formula.
+    names : sequence of str, optional
+        A name for each design (tuples flattened), used by ``random_effects()``.
 
     Returns
     -------
@@ -155,24 +206,38 @@ def solve_mme(
     ConvergenceError
         "pcg" did not reach ``tol`` within ``maxiter`` iterations.
     ShapeMismatchError
-        Lengths or shapes disagree (the message names both); K_inv is not square.
+        Lengths or shapes disagree (the message names both); K_inv is not square; the designs of a
+        tuple have different numbers of columns; K_inv or sigma2_u do not have one entry per entry
+        of Z.
     NonFiniteError
         X, Z or K_inv holds NaN or infinity, or y holds infinity.
     VarianceError
         A variance is zero, negative or not finite.
     RankDeficientError
-        X lacks full column rank on the observed records (the message names the columns).
+        X lacks full column rank on the observed records (the message names the columns and
+        which to drop).
     NotPositiveDefiniteError
-        K_inv is not symmetric positive definite, or the equations are singular.
+        K_inv or a G0 is not symmetric positive definite (the message gives the smallest
+        eigenvalue), or the equations are singular.
     UnknownIdError, DuplicateIdError
         Labelled inputs (pandas objects, Incidence) whose IDs do not join exactly.
 
     Notes
     -----
-    Chapter 1, equation ``(eq-mme)``; Henderson (1975). Inputs are aligned by position, except
-    where they carry IDs: when y is a Series, DataFrame rows of X and Z are joined to it by index;
-    Z's column labels (DataFrame columns or ``Incidence.levels``) are joined to K_inv's index.
-    Joins are exact: an ID missing on either side is an error, never a silent drop.
+    Chapter 1, equation ``(eq-mme)``; Henderson (1975). With several random effects, chapter 4,
+    equation ``(eq-general-mme)``: C = [X W]'[X W] + blockdiag(0, sigma2_e G^-1) with W all
+    designs side by side and G^-1 = blockdiag(G0_r^-1 kron K_r^-1); Henderson (1984).
+
+    Inputs are aligned by position, except where they carry IDs: when y is a Series, DataFrame
+    rows of X and Z are joined to it by index; Z's column labels (DataFrame columns or
+    ``Incidence.levels``) are joined to K_inv's index, and within a tuple the other designs'
+    labels to the first's. Joins are exact: an ID missing on either side is an error, never a
+    silent drop.
+
+    A level without records (a permanent-environment column for an animal that has no record,
+    with K_inv = I) is allowed: its BLUP is 0, the mean of the effect, and its PEV the full
+    variance (reliability 0) -- no record informs it. A level related to recorded levels through
+    K (an animal without records in A) is predicted through its relatives.
 
     PEV is ``sigma2_e`` times the diagonal of the u-block of ``C^-1`` (chapter 1, equation
     ``(eq-pev)``), and reliability ``1 - PEV_i / (sigma2_u K_ii)``.
@@ -189,6 +254,16 @@ def solve_mme(
     (['a', 'b'], [-0.6, 0.6])
     >>> np.round(res.b, 4).tolist(), np.round(res.reliability, 4).tolist()
     ([6.2], [0.2, 0.2])
+
+    Two uncorrelated effects of the same levels (a genetic and a permanent environment effect
+    with identity structures): their sum is predicted as one effect of variance 1.5 would be,
+    and split in the ratio of the variances:
+
+    >>> Za = lmmbook.incidence(["a", "a", "b"])
+    >>> res = lmmbook.solve_mme([4.0, 6.0, 8.0], np.ones((3, 1)), [Za, Za], [np.eye(2), None],
+    ...                         [1.0, 0.5], 2.0, names=["animal", "pe"])
+    >>> [np.round(u, 4).tolist() for u in res.u]
+    [[-0.5, 0.5], [-0.25, 0.25]]
     """
     if method not in ("direct", "pcg"):
         raise InputError(f"method must be 'direct' or 'pcg', got {method!r}.")
@@ -197,67 +272,121 @@ def solve_mme(
                          "method='direct' (sparse factorisation) for PEV and reliabilities.")
     if preconditioner not in ("diagonal", "block"):
         raise InputError(f"preconditioner must be 'diagonal' or 'block', got {preconditioner!r}.")
-    sigma2_u = _checks.positive_variance("sigma2_u", sigma2_u)
-    sigma2_e = _checks.positive_variance("sigma2_e", sigma2_e)
+    X = _checks.formula_or_matrix(X, data)
     y_values, y_ids = _checks.vector("y", y)
-    Xl = _checks.matrix("X", X)
-    Zl = _checks.matrix("Z", Z)
-    Kl = _checks.matrix("K_inv", K_inv)
     n = len(y_values)
-
+    Xl = _checks.matrix("X", X)
     X_values = _checks.rows_like_y(Xl, "X", y_ids, n)
-    Z_values = _checks.rows_like_y(Zl, "Z", y_ids, n)
-    K_values, levels = _checks.square_like_z(Kl, Zl, "K_inv")
-    n_b, q = X_values.shape[1], Z_values.shape[1]
+    effects = model.random_effects(Z, K_inv, y_ids, n, inverse=True)
+    G0s = model.covariances(sigma2_u, effects)
+    sigma2_e = _checks.positive_variance("sigma2_e", sigma2_e)
+    names = _names(names, effects)
+    n_b = X_values.shape[1]
     fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(n_b)
-    K_diag = _k_diag_argument(K_diag, q)
+    K_diags = _k_diag_argument(K_diag, effects)
 
     observed = np.isfinite(y_values)
     if not observed.any():
         raise InputError("y has no observed record (all NaN); there is nothing to fit.")
-    X_o, Z_o, y_o = X_values[observed], Z_values[observed], y_values[observed]
+    X_o, y_o = X_values[observed], y_values[observed]
     _checks.full_column_rank("X", X_o, Xl.columns)
 
-    sparse = any(sp.issparse(a) for a in (X_values, Z_values, K_values))
-    lam = sigma2_e / sigma2_u
+    sparse = sp.issparse(X_values) or effects.sparse
+    W_o = model.observed_design(effects, observed, sparse)
+    n_u = effects.size
     n_iter = residuals = None
     if method == "pcg":
         compute_pev = False
-        C, XZ = _sparse_system(X_o, Z_o, K_values, lam)
-        solution, residuals = _pcg(C, XZ.T @ y_o, _preconditioner(C, n_b, preconditioner), tol,
-                                   maxiter or min(n_b + q, 100_000))
+        _check_structures(effects, dense_cholesky=False)
+        C, XW = model.coefficient_matrix(X_o, W_o, effects, G0s, sigma2_e, sparse=True)
+        solution, residuals = _pcg(C, XW.T @ y_o,
+                                   _preconditioner(C, n_b, effects, preconditioner), tol,
+                                   maxiter or min(n_b + n_u, 100_000))
         n_iter = len(residuals) - 1
     else:
         if compute_pev is None:
-            compute_pev = not sparse or q <= PEV_AUTO_MAX_LEVELS
-        solver = (_SparseSolver if sparse else _DenseSolver)(X_o, Z_o, K_values, lam)
-        solution = solver.solve(solver.rhs(y_o))
-    b, u = solution[:n_b], solution[n_b:]
+            compute_pev = not sparse or n_u <= PEV_AUTO_MAX_LEVELS
+        factors = _check_structures(effects, dense_cholesky=not sparse)
+        C, XW = model.coefficient_matrix(X_o, W_o, effects, G0s, sigma2_e, sparse)
+        solver = (_SparseSolver if sparse else _DenseSolver)(C)
+        solution = solver.solve(XW.T @ y_o)
+    b = solution[:n_b]
+    u = _split(solution[n_b:], effects)
 
     pev = reliability = None
     if compute_pev:
-        pev = sigma2_e * solver.inverse_diagonal(n_b, n_b + q)
-        if K_diag is None:
-            K_diag = solver.k_diagonal()
-        reliability = 1.0 - pev / (sigma2_u * K_diag)
+        pev = _split(sigma2_e * solver.inverse_diagonal(n_b, n_b + n_u), effects)
+        reliability = []
+        j = 0
+        for r, (entry, G0) in enumerate(zip(effects.entries, G0s, strict=True)):
+            K_ii = K_diags[r] if K_diags[r] is not None else _k_diagonal(entry, factors[r])
+            for a in range(entry.k):
+                reliability.append(1.0 - pev[j] / (G0[a, a] * K_ii))
+                j += 1
 
     frozen = _checks.frozen
+
+    def out(arrays):
+        if arrays is None:
+            return None
+        arrays = tuple(frozen(a) for a in arrays)
+        return arrays if effects.multi else arrays[0]
+
+    levels = [e.levels for e in effects.entries for _ in range(e.k)]
+    if effects.multi:
+        s2u = tuple(float(G0[0, 0]) if e.k == 1 else frozen(G0)
+                    for e, G0 in zip(effects.entries, G0s, strict=True))
+    else:
+        s2u = float(G0s[0][0, 0])
     return MMEResult(
-        b=frozen(b), u=frozen(u), pev=frozen(pev), reliability=frozen(reliability),
-        fixed_names=frozen(fixed_names), levels=frozen(levels), sigma2_u=sigma2_u,
+        b=frozen(b), u=out(u), pev=out(pev), reliability=out(reliability),
+        fixed_names=frozen(fixed_names), levels=out(levels), sigma2_u=s2u,
         sigma2_e=sigma2_e, n_obs=int(observed.sum()), method=method, n_iter=n_iter,
-        residuals=frozen(residuals),
+        residuals=frozen(residuals), names=names,
     )
 
 
-def _k_diag_argument(K_diag: Any, q: int) -> np.ndarray | None:
+def _names(names: Sequence[str] | None, effects: model.RandomEffects) -> tuple[str, ...]:
+    m = effects.n_designs
+    if names is None:
+        return ("u",) if m == 1 else tuple(f"u{j + 1}" for j in range(m))
+    names = tuple(str(v) for v in names)
+    if len(names) != m or len(set(names)) != m:
+        raise ShapeMismatchError(
+            f"names must give {m} distinct names, one per design of Z (tuples counted by their "
+            f"designs), got {list(names)}.")
+    return names
+
+
+def _split(values: np.ndarray, effects: model.RandomEffects) -> list[np.ndarray]:
+    """The u-part of a solution cut into one array per design."""
+    parts, start = [], 0
+    for e in effects.entries:
+        for _ in range(e.k):
+            parts.append(values[start:start + e.q])
+            start += e.q
+    return parts
+
+
+def _k_diag_argument(K_diag: Any, effects: model.RandomEffects) -> list[np.ndarray | None]:
+    entries = effects.entries
     if K_diag is None:
-        return None
-    values, _ = _checks.vector("K_diag", K_diag)
-    _checks.same_length("K_diag", q, "Z (columns)", len(values), unit="entries")
-    if not (np.isfinite(values) & (values > 0)).all():
-        raise InputError("K_diag must be positive and finite: it is the diagonal of K (1 + F).")
-    return values
+        return [None] * len(entries)
+    values = list(K_diag) if effects.multi and isinstance(K_diag, list) else [K_diag]
+    if len(values) != len(entries):
+        raise ShapeMismatchError(f"K_diag must have one entry per entry of Z ({len(entries)}), "
+                                 f"got {len(values)}.")
+    out = []
+    for entry, value in zip(entries, values, strict=True):
+        if value is None:
+            out.append(None)
+            continue
+        v, _ = _checks.vector("K_diag", value)
+        _checks.same_length("K_diag", entry.q, "Z (columns)", len(v), unit="entries")
+        if not (np.isfinite(v) & (v > 0)).all():
+            raise InputError("K_diag must be positive and finite: it is the diagonal of K (1 + F).")
+        out.append(v)
+    return out
 
 
 _PD_HINT = ("Check that K_inv is the inverse of a positive definite relationship matrix and that "
@@ -279,20 +408,52 @@ def _inverse_diagonal(solve, size: int, start: int, stop: int) -> np.ndarray:
     return out
 
 
-class _DenseSolver:
-    """C = [X Z]'[X Z] + Lambda, Lambda = blockdiag(0, lambda K^-1), by Cholesky (chapter 1)."""
+def _check_structures(effects: model.RandomEffects, dense_cholesky: bool) -> list:
+    """Refuse a K_inv that is not positive definite; return what _k_diagonal reuses.
 
-    def __init__(self, X, Z, K_inv, lam):
-        self.XZ = np.hstack([X, Z])
-        n_b = X.shape[1]
-        try:
-            self.K_chol = la.cholesky(K_inv, lower=True)
-        except la.LinAlgError:
-            raise NotPositiveDefiniteError(
-                "K_inv is not positive definite (its Cholesky factorisation failed). "
-                + _PD_HINT) from None
-        C = self.XZ.T @ self.XZ
-        C[n_b:, n_b:] += lam * K_inv
+    Dense: the Cholesky factor of each K_inv (needed anyway for diag(K)). Sparse: a diagonal
+    entry <= 0 is caught here, anything else by the factorisation of C.
+    """
+    factors = []
+    for r, entry in enumerate(effects.entries):
+        what = "K_inv" if len(effects.entries) == 1 else f"K_inv (random effect {r + 1})"
+        K_inv = entry.structure
+        if K_inv is None:
+            factors.append(None)
+        elif dense_cholesky and not sp.issparse(K_inv):
+            try:
+                factors.append(la.cholesky(K_inv, lower=True))
+            except la.LinAlgError:
+                raise NotPositiveDefiniteError(
+                    f"{what} is not positive definite (its Cholesky factorisation failed). "
+                    + _PD_HINT) from None
+        else:
+            if (K_inv.diagonal() <= 0).any():
+                raise NotPositiveDefiniteError(
+                    f"{what} has a diagonal entry <= 0, so it is not positive definite. "
+                    + _PD_HINT)
+            factors.append(None)
+    return factors
+
+
+def _k_diagonal(entry: model.RandomEffect, chol) -> np.ndarray:
+    """diag(K) from K_inv: from its Cholesky factor L (K_ii = squared norm of column i of L^-1),
+    or by solves with its sparse LU."""
+    if entry.structure is None:
+        return np.ones(entry.q)
+    if chol is not None:
+        L_inv = la.solve_triangular(chol, np.eye(chol.shape[0]), lower=True)
+        return np.einsum("ij,ij->j", L_inv, L_inv)
+    K_inv = sp.csc_array(entry.structure)
+    factor = _SparseSolver._lu(K_inv, "K_inv")
+    return _inverse_diagonal(factor.solve, entry.q, 0, entry.q)
+
+
+class _DenseSolver:
+    """C = [X W]'[X W] + blockdiag(0, sigma2_e G^-1) by Cholesky (chapter 1)."""
+
+    def __init__(self, C):
+        self.size = C.shape[0]
         try:
             self.factor = la.cho_factor(C, lower=True)
         except la.LinAlgError:
@@ -300,52 +461,53 @@ class _DenseSolver:
                 "The coefficient matrix of the mixed-model equations is not positive definite. "
                 + _PD_HINT) from None
 
-    def rhs(self, y):
-        return self.XZ.T @ y
-
     def solve(self, r):
         return la.cho_solve(self.factor, r)
 
     def inverse_diagonal(self, start, stop):
-        return _inverse_diagonal(self.solve, self.XZ.shape[1], start, stop)
-
-    def k_diagonal(self):
-        # K = K_inv^-1 = L^-T L^-1, so K_ii is the squared norm of column i of L^-1.
-        L_inv = la.solve_triangular(self.K_chol, np.eye(self.K_chol.shape[0]), lower=True)
-        return np.einsum("ij,ij->j", L_inv, L_inv)
+        return _inverse_diagonal(self.solve, self.size, start, stop)
 
 
-def _sparse_system(X, Z, K_inv, lam):
-    """C = [X Z]'[X Z] + Lambda (sparse CSR), and [X Z] for the right-hand side g."""
-    XZ = sp.hstack([sp.csr_array(X), sp.csr_array(Z)], format="csr")
-    n_b = X.shape[1]
-    Lam = sp.block_diag([sp.csr_array((n_b, n_b)), lam * sp.csr_array(K_inv)])
-    C = (XZ.T @ XZ + Lam).tocsr()
-    return C, XZ
-
-
-def _preconditioner(C, n_b: int, kind: str):
-    """The inverse of the preconditioner tilde-C as a function: 1 / diag(C), with the n_b x n_b
-    fixed-effect block inverted whole for "block"."""
+def _preconditioner(C, n_b: int, effects: model.RandomEffects, kind: str):
+    """The inverse of the preconditioner tilde-C as a function: 1 / diag(C) ("diagonal"); for
+    "block", the n_b x n_b fixed-effect block is solved whole (sparse LU) and each level of a
+    tuple entry gets its k x k block (its direct and maternal equations together)."""
     diag = C.diagonal()
     if np.any(diag <= 0):
         raise NotPositiveDefiniteError(
             "The coefficient matrix has a diagonal entry <= 0. " + _PD_HINT)
     inv_diag = 1.0 / diag
-    if kind == "block" and n_b > 1:
+    if kind == "diagonal":
+        return lambda r: inv_diag * r
+    fixed = None
+    if n_b > 1:
         try:
-            block_inv = np.linalg.inv(C[:n_b, :n_b].toarray())
-        except np.linalg.LinAlgError:
+            fixed = spla.splu(sp.csc_array(C[:n_b, :n_b]), permc_spec="MMD_AT_PLUS_A")
+        except RuntimeError:
             raise NotPositiveDefiniteError(
                 "The fixed-effect block X'X is singular. " + _PD_HINT) from None
+    blocks, start = [], n_b
+    for e in effects.entries:
+        if e.k > 1:
+            B = np.empty((e.q, e.k, e.k))
+            for a in range(e.k):
+                for c in range(e.k):
+                    rows = slice(start + a * e.q, start + (a + 1) * e.q)
+                    cols = slice(start + c * e.q, start + (c + 1) * e.q)
+                    B[:, a, c] = C[rows, cols].diagonal()
+            blocks.append((start, e.k, e.q, np.linalg.inv(B)))
+        start += e.size
 
-        def apply(r):
-            out = inv_diag * r
-            out[:n_b] = block_inv @ r[:n_b]
-            return out
+    def apply(r):
+        out = inv_diag * r
+        if fixed is not None:
+            out[:n_b] = fixed.solve(r[:n_b])
+        for first, k, q, B_inv in blocks:
+            seg = r[first:first + k * q].reshape(k, q)
+            out[first:first + k * q] = np.einsum("lac,cl->al", B_inv, seg).ravel()
+        return out
 
-        return apply
-    return lambda r: inv_diag * r
+    return apply
 
 
 def _pcg(C, g, precondition, tol: float, maxiter: int):
@@ -385,16 +547,10 @@ def _pcg(C, g, precondition, tol: float, maxiter: int):
 class _SparseSolver:
     """The same equations kept sparse and factorised by SuperLU."""
 
-    def __init__(self, X, Z, K_inv, lam):
-        self.XZ = sp.hstack([sp.csr_array(X), sp.csr_array(Z)], format="csr")
-        self.K_inv = sp.csc_array(K_inv)
-        n_b = X.shape[1]
-        if (self.K_inv.diagonal() <= 0).any():
-            raise NotPositiveDefiniteError(
-                "K_inv has a diagonal entry <= 0, so it is not positive definite. " + _PD_HINT)
-        Lam = sp.block_diag([sp.csc_array((n_b, n_b)), lam * self.K_inv])
-        C = (self.XZ.T @ self.XZ + Lam).tocsc()
-        self.factor = self._lu(C, "The coefficient matrix of the mixed-model equations")
+    def __init__(self, C):
+        self.size = C.shape[0]
+        self.factor = self._lu(sp.csc_array(C),
+                               "The coefficient matrix of the mixed-model equations")
 
     @staticmethod
     def _lu(C, what):
@@ -403,15 +559,8 @@ class _SparseSolver:
         except RuntimeError:
             raise NotPositiveDefiniteError(f"{what} is singular. " + _PD_HINT) from None
 
-    def rhs(self, y):
-        return self.XZ.T @ y
-
     def solve(self, r):
         return self.factor.solve(np.asarray(r, dtype=float))
 
     def inverse_diagonal(self, start, stop):
-        return _inverse_diagonal(self.solve, self.XZ.shape[1], start, stop)
-
-    def k_diagonal(self):
-        K_factor = self._lu(self.K_inv, "K_inv")
-        return _inverse_diagonal(K_factor.solve, self.K_inv.shape[0], 0, self.K_inv.shape[0])
+        return _inverse_diagonal(self.solve, self.size, start, stop)

@@ -25,9 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import scipy.linalg as la
-import scipy.sparse as sp
 
-from . import _checks, _spectral
+from . import _checks, _spectral, model
 from .errors import InputError, NotPositiveDefiniteError, ShapeMismatchError
 
 __all__ = ["REMLResult", "reml"]
@@ -41,17 +40,22 @@ class REMLResult:
     """REML estimates of the variance components, and the BLUE/BLUP at them.
 
     With one random effect the variance, h2, u and level attributes are scalars/arrays; when
-    ``Z`` or ``K`` was given as a list they are tuples with one entry per random effect.
+    ``Z`` or ``K`` was given as a list (or Z as a tuple of correlated designs) they are tuples:
+    ``sigma2_u`` and ``sigma2_u_se`` with one entry per entry of Z (a float, or the (k, k)
+    covariance matrix G0 of a tuple), ``h2``, ``h2_se``, ``u`` and ``levels`` with one entry per
+    design (tuples flattened).
 
     Attributes
     ----------
-    sigma2_u : float or tuple of float
-        Variance(s) of the random effect(s), per unit of K.
+    sigma2_u : float, or tuple of float and (k, k) ndarray
+        Variance(s) of the random effect(s), per unit of K; G0 for correlated effects.
     sigma2_e : float
         Residual variance.
     h2 : float or tuple of float
-        sigma2_k / (sum of all sigma2 + sigma2_e): the heritability when K is a relationship matrix
-        scaled like A (diagonal ~1).
+        Each design's variance over sigma2_P, the sum of every variance, every covariance between
+        correlated effects (counted once) and sigma2_e: the heritability when K is a relationship
+        matrix scaled like A (diagonal ~1). For a direct-maternal pair, sigma2_P = sigma2_a +
+        sigma2_am + sigma2_m + ... is Willham's (1972) phenotypic variance.
     loglik : float
         REML log-likelihood at the estimates, lme4's convention:
         -1/2 [(n-n_b) log 2pi + log|V| + log|X'V^-1 X| + y_c'V^-1 y_c].
@@ -65,7 +69,7 @@ class REMLResult:
         Labels of u.
     fixed_names : (n_b,) ndarray
         Labels of b.
-    sigma2_u_se, sigma2_e_se, h2_se : float or tuple of float
+    sigma2_u_se, sigma2_e_se, h2_se : float, ndarray or tuple
         Approximate standard errors from the inverse of the expected information matrix
         (delta method for h2). Not meaningful at a boundary (a variance at 0).
     converged : bool
@@ -76,10 +80,17 @@ class REMLResult:
         Records used (finite y).
     boundary : str or None
         "sigma2_u = 0" (or "sigma2_e = 0") when the estimate lies on the boundary of the
-        parameter space, else None.
+        parameter space; with several effects the names of those at 0, or a G0 that is singular
+        (a correlation of +-1); else None.
+    names : tuple of str
+        A name per design (``names=``, else "u" or "u1", "u2", ...).
+    parameter_names : tuple of str
+        The estimated parameters in order: "var(name)", "cov(name1,name2)", ..., "var(e)".
+    parameter_cov : ndarray
+        Their approximate sampling covariance matrix (the inverse expected information).
     """
 
-    sigma2_u: float | tuple[float, ...]
+    sigma2_u: float | tuple[float | np.ndarray, ...]
     sigma2_e: float
     h2: float | tuple[float, ...]
     loglik: float
@@ -88,7 +99,7 @@ class REMLResult:
     u: np.ndarray | tuple[np.ndarray, ...]
     levels: np.ndarray | tuple[np.ndarray, ...]
     fixed_names: np.ndarray
-    sigma2_u_se: float | tuple[float, ...]
+    sigma2_u_se: float | tuple[float | np.ndarray, ...]
     sigma2_e_se: float
     h2_se: float | tuple[float, ...]
     converged: bool
@@ -96,25 +107,57 @@ class REMLResult:
     method: str
     n_obs: int
     boundary: str | None
+    names: tuple[str, ...] = ("u",)
+    parameter_names: tuple[str, ...] = ()
+    parameter_cov: np.ndarray | None = None
+
+    def components(self) -> pd.DataFrame:
+        """Every estimated (co)variance with its standard error, then h2 of each design and the
+        correlation of each correlated pair (standard errors by the delta method)."""
+        theta = _flat(self.sigma2_u) + [self.sigma2_e]
+        cov = (self.parameter_cov if self.parameter_cov is not None
+               else np.full((len(theta), len(theta)), np.nan))
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        rows = [(name, value, s) for name, value, s in
+                zip(self.parameter_names, theta, se, strict=True)]
+        h2 = self.h2 if isinstance(self.h2, tuple) else (self.h2,)
+        h2_se = self.h2_se if isinstance(self.h2_se, tuple) else (self.h2_se,)
+        rows += [(f"h2({name})", h, hs) for name, h, hs in zip(self.names, h2, h2_se,
+                                                                strict=True)]
+        for name, (a, b_, c) in _correlation_index(self.parameter_names):
+            r = theta[b_] / np.sqrt(theta[a] * theta[c])
+            grad = np.zeros(len(theta))
+            grad[b_] = 1.0 / np.sqrt(theta[a] * theta[c])
+            grad[a], grad[c] = -r / (2 * theta[a]), -r / (2 * theta[c])
+            rows.append((name, r, float(np.sqrt(max(grad @ cov @ grad, 0.0)))))
+        frame = pd.DataFrame(rows, columns=["parameter", "estimate", "se"])
+        return frame.set_index("parameter")
 
     def summary(self) -> str:
         """A print-out in the spirit of lme4's: variances, h2, fixed effects, the likelihood."""
-        multi = isinstance(self.sigma2_u, tuple)
-        s2 = self.sigma2_u if multi else (self.sigma2_u,)
-        h2 = self.h2 if multi else (self.h2,)
-        h2_se = self.h2_se if multi else (self.h2_se,)
-        names = [f"u{k + 1}" for k in range(len(s2))] if multi else ["u"]
         lines = [
             f"Linear mixed model fit by REML (method: {self.method})",
             f"  {self.n_obs} records, {len(self.b)} fixed effects",
             f"REML log-likelihood: {self.loglik:.4f}   (-2 loglik: {-2 * self.loglik:.4f})",
             "",
             "Random effects:",
-            f" {'Groups':<10}{'Variance':>12}{'Std.Dev.':>12}{'h2':>9}{'(SE)':>9}",
         ]
-        for name, v, h, hs in zip(names, s2, h2, h2_se, strict=True):
-            lines.append(f" {name:<10}{v:>12.4f}{np.sqrt(v):>12.4f}{h:>9.3f}{f'({hs:.3f})':>9}")
-        lines.append(f" {'Residual':<10}{self.sigma2_e:>12.4f}{np.sqrt(self.sigma2_e):>12.4f}")
+        if isinstance(self.sigma2_u, tuple) and any(np.ndim(v) for v in self.sigma2_u):
+            table = self.components()
+            lines.append(f" {'Parameter':<24}{'Estimate':>12}{'(SE)':>12}")
+            for name, row in table.iterrows():
+                lines.append(f" {name:<24}{row['estimate']:>12.4f}{f'({row.se:.4f})':>12}")
+        else:
+            multi = isinstance(self.sigma2_u, tuple)
+            s2 = self.sigma2_u if multi else (self.sigma2_u,)
+            h2 = self.h2 if multi else (self.h2,)
+            h2_se = self.h2_se if multi else (self.h2_se,)
+            lines.append(f" {'Groups':<10}{'Variance':>12}{'Std.Dev.':>12}{'h2':>9}{'(SE)':>9}")
+            for name, v, h, hs in zip(self.names, s2, h2, h2_se, strict=True):
+                lines.append(f" {name:<10}{v:>12.4f}{np.sqrt(v):>12.4f}{h:>9.3f}"
+                             f"{f'({hs:.3f})':>9}")
+            lines.append(f" {'Residual':<10}{self.sigma2_e:>12.4f}"
+                         f"{np.sqrt(self.sigma2_e):>12.4f}")
         lines += ["", "Fixed effects:", f" {'':<12}{'Estimate':>12}{'Std.Error':>12}"]
         for name, est, se in zip(self.fixed_names, self.b, self.b_se, strict=True):
             lines.append(f" {str(name):<12}{est:>12.4f}{se:>12.4f}")
@@ -126,16 +169,36 @@ class REMLResult:
         return "\n".join(lines)
 
 
+def _flat(sigma2_u) -> list[float]:
+    """The (co)variances in parameter order: each entry's lower triangle (vech)."""
+    values = sigma2_u if isinstance(sigma2_u, tuple) else (sigma2_u,)
+    out = []
+    for v in values:
+        out += [float(v)] if np.ndim(v) == 0 else [float(x) for x in model.vech(np.asarray(v))]
+    return out
+
+
+def _correlation_index(parameter_names):
+    """For each "cov(a,b)": the name "cor(a,b)" and the positions of var(a), cov(a,b), var(b)."""
+    position = {name: j for j, name in enumerate(parameter_names)}
+    for name, j in position.items():
+        if name.startswith("cov("):
+            a, b = name[4:-1].split(",")
+            yield f"cor({a},{b})", (position[f"var({a})"], j, position[f"var({b})"])
+
+
 def reml(
     y: Any,
     X: Any,
     Z: Any = None,
     K: Any = None,
     *,
-    method: Method = "spectral",
+    method: Method | Literal["auto"] = "auto",
     tol: float = 1e-10,
     max_iter: int | None = None,
-    init: Sequence[float] | None = None,
+    init: Sequence[Any] | None = None,
+    data: pd.DataFrame | None = None,
+    names: Sequence[str] | None = None,
 ) -> REMLResult:
     """Estimate variance components by REML and predict the random effects at the estimates.
 
@@ -143,26 +206,38 @@ def reml(
     ----------
     y : (n,) array_like or pandas.Series
         Records; NaN means "not observed" (left out of the likelihood, still predicted in u).
-    X : (n, n_b) array_like, pandas.DataFrame or Incidence
-        Fixed-effect design, full column rank on the observed records.
-    Z : (n, q) array_like, scipy.sparse, DataFrame, Incidence or None, or a list of them
-        Random-effect design(s). None means the identity (one level per record; then K is n x n).
+    X : (n, n_b) array_like, pandas.DataFrame, Incidence, or str
+        Fixed-effect design, full column rank on the observed records; a string is a formula over
+        ``data`` (:func:`lmmbook.fixed_design`).
+    Z : (n, q) design or None, a tuple of designs, or a list of them
+        Random-effect design(s) as for :func:`lmmbook.solve_mme`: a list with one entry per random
+        effect, a tuple for the designs of correlated effects over the same levels (their whole
+        covariance matrix G0 is estimated). None means the identity (one level per record; then K
+        is n x n).
     K : (q, q) array_like or DataFrame or None, or a list of them
-        Covariance structure(s) of u: symmetric positive semi-definite. None means the identity.
-        ``Z`` and ``K`` both None would give V = (sigma2_u + sigma2_e) I, which cannot be split:
-        that is refused.
-    method : {"spectral", "ai", "em"}
-        "spectral" for one random effect (fast and exact); "ai" or "em" for any number.
+        Covariance structure(s) of u (not the inverse): symmetric positive semi-definite. None
+        means the identity. ``Z`` and ``K`` both None would give V = (sigma2_u + sigma2_e) I,
+        which cannot be split: that is refused. One K with a list of Z (or one Z with a list of
+        K) is used for every entry.
+    method : {"auto", "spectral", "ai", "em"}
+        "spectral" for one random effect (fast and exact); "ai" or "em" for any number and for
+        correlated effects. "auto" (default) is "spectral" for one effect, else "ai".
     tol : float, optional
         Convergence of "ai"/"em": the distance to the optimum that a Newton step (with the
-        average information) still predicts, for the largest variance change, relative to the sum
+        average information) still predicts, for the largest parameter change, relative to the sum
         of the variances. Also converged: a distance below 1e-6 after 20 iterations that no longer
-        raise the likelihood (the floating-point limit, met when a variance is tiny).
+        raise the likelihood (the floating-point limit, met when a variance is tiny), and 20 such
+        iterations with a G0 held on the edge of positive semi-definiteness.
     max_iter : int, optional
         Iteration limit of "ai" (default 200) and "em" (default 5000 SQUAREM cycles).
-    init : sequence of float, optional
-        Starting variances (sigma2_1, ..., sigma2_e) for "ai"/"em"; by default the residual variance
-        of least squares, shared equally.
+    init : sequence, optional
+        Starting values for "ai"/"em": one per entry of Z (a variance, or a (k, k) matrix for a
+        tuple), then the residual variance. By default the residual variance of least squares,
+        shared equally among the variances, covariances 0.
+    data : pandas.DataFrame, optional
+        The records, when ``X`` is a formula.
+    names : sequence of str, optional
+        A name for each design (tuples flattened), used in ``components()`` and ``summary()``.
 
     Returns
     -------
@@ -188,6 +263,15 @@ def reml(
     evaluated), so compare such an estimate with an absolute, not a relative, tolerance. AI-REML
     ``(eq-ai)`` after Gilmour, Thompson & Cullis (1995); EM-REML ``(eq-em)``.
 
+    With several or correlated effects (chapter 4, ``(eq-general-v)``), V = sum_s theta_s V_s +
+    sigma2_e I is linear in the parameters theta: each variance and each covariance of a G0
+    (V_s = Z_a K Z_b' + Z_b K Z_a' for the covariance of designs a and b), so the AI and EM
+    formulas of chapter 2 apply unchanged; the EM update of a whole G0 is
+    G0 + G0 (Q - T) G0 / q with Q_ab = (Z_a'Py)' K (Z_b'Py) and T_ab = tr(P Z_a K Z_b')
+    (chapter 4, ``(eq-em-g0)``), which keeps G0 positive semi-definite. An AI step that would take
+    a G0 out of the positive semi-definite cone is shortened. These methods work with the n x n
+    matrix V, O(n^3) per iteration: meant for up to a few thousand records.
+
     Examples
     --------
     >>> import numpy as np, lmmbook
@@ -200,17 +284,24 @@ def reml(
     >>> fit.levels[:3].tolist()
     ['V01', 'V02', 'V03']
     """
-    if method not in ("spectral", "ai", "em"):
-        raise InputError(f"method must be 'spectral', 'ai' or 'em', got {method!r}.")
+    if method not in ("auto", "spectral", "ai", "em"):
+        raise InputError(f"method must be 'auto', 'spectral', 'ai' or 'em', got {method!r}.")
+    X = _checks.formula_or_matrix(X, data)
     y_values, y_ids = _checks.vector("y", y)
     Xl = _checks.matrix("X", X)
     X_values = _checks.dense(_checks.rows_like_y(Xl, "X", y_ids, len(y_values)))
-    effects = _effects(Z, K, y_ids, len(y_values))
-    if method == "spectral" and len(effects.terms) > 1:
+    effects = model.random_effects(Z, K, y_ids, len(y_values), inverse=False, broadcast=True)
+    one = len(effects.entries) == 1 and effects.entries[0].k == 1
+    if method == "auto":
+        method = "spectral" if one else "ai"
+    if method == "spectral" and not one:
+        what = (f"{len(effects.entries)} random effects" if len(effects.entries) > 1
+                else f"{effects.entries[0].k} correlated effects")
         raise InputError(
-            f"method='spectral' handles one random effect; this model has {len(effects.terms)}. "
+            f"method='spectral' handles one random effect; this model has {what}. "
             "Use method='ai' (fast) or method='em' (slow but sure)."
         )
+    names = _design_names(names, effects)
     observed = np.isfinite(y_values)
     n_obs, p = int(observed.sum()), X_values.shape[1]
     if n_obs <= p:
@@ -223,16 +314,26 @@ def reml(
     fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
 
     if method == "spectral":
-        out = _fit_spectral(y_o, X_o, effects.terms[0], observed)
+        out = _fit_spectral(y_o, X_o, effects.entries[0], observed)
     else:
-        out = _fit_iterative(y_o, X_o, effects.terms, observed, method, tol,
-                             max_iter or _MAX_ITER[method], init)
-    sigma2, sigma2_e, info = out["sigma2"], out["sigma2_e"], out["info"]
-    total = sum(sigma2) + sigma2_e
-    h2 = [s / total for s in sigma2]
-    se_all, h2_se = _standard_errors(info, list(sigma2) + [sigma2_e])
+        out = _fit_iterative(y_o, X_o, effects.entries, observed, method, tol,
+                             max_iter or _MAX_ITER[method], init, names)
+    G0s, sigma2_e, info = out["G0"], out["sigma2_e"], out["info"]
+    theta = np.concatenate([model.vech(G0) for G0 in G0s] + [[sigma2_e]])
+    variances = [j for j, name in enumerate(_parameter_names(effects.entries, names))
+                 if name.startswith("var(")][:-1]
+    cov, se_all, h2, h2_se = _standard_errors(info, theta, variances)
 
-    def one_or_tuple(values):
+    def per_entry(values):
+        out_, start = [], 0
+        for e in effects.entries:
+            size = e.k * (e.k + 1) // 2
+            block = values[start:start + size]
+            out_.append(float(block[0]) if e.k == 1 else _checks.frozen(model.unvech(block, e.k)))
+            start += size
+        return tuple(out_) if effects.multi else out_[0]
+
+    def per_design(values):
         values = tuple(float(v) for v in values)
         return values if effects.multi else values[0]
 
@@ -241,133 +342,90 @@ def reml(
         return values if effects.multi else values[0]
 
     return REMLResult(
-        sigma2_u=one_or_tuple(sigma2), sigma2_e=float(sigma2_e), h2=one_or_tuple(h2),
+        sigma2_u=per_entry(theta[:-1]), sigma2_e=float(sigma2_e), h2=per_design(h2),
         loglik=float(out["loglik"]), b=_checks.frozen(out["b"]), b_se=_checks.frozen(out["b_se"]),
-        u=arrays(out["u"]), levels=arrays(t.levels for t in effects.terms),
-        fixed_names=_checks.frozen(fixed_names), sigma2_u_se=one_or_tuple(se_all[:-1]),
-        sigma2_e_se=float(se_all[-1]), h2_se=one_or_tuple(h2_se), converged=bool(out["converged"]),
+        u=arrays(out["u"]), levels=arrays(e.levels for e in effects.entries for _ in range(e.k)),
+        fixed_names=_checks.frozen(fixed_names), sigma2_u_se=per_entry(se_all[:-1]),
+        sigma2_e_se=float(se_all[-1]), h2_se=per_design(h2_se), converged=bool(out["converged"]),
         n_iter=int(out["n_iter"]), method=method, n_obs=n_obs, boundary=out["boundary"],
+        names=names, parameter_names=tuple(_parameter_names(effects.entries, names)),
+        parameter_cov=_checks.frozen(cov),
     )
+
+
+def _design_names(names, effects: model.RandomEffects) -> tuple[str, ...]:
+    m = effects.n_designs
+    if names is None:
+        return ("u",) if m == 1 else tuple(f"u{j + 1}" for j in range(m))
+    names = tuple(str(v) for v in names)
+    if len(names) != m or len(set(names)) != m or any("," in v for v in names):
+        raise ShapeMismatchError(
+            f"names must give {m} distinct names without commas, one per design of Z (tuples "
+            f"counted by their designs), got {list(names)}.")
+    return names
+
+
+def _parameter_names(entries, names) -> list[str]:
+    out, start = [], 0
+    for e in entries:
+        own = names[start:start + e.k]
+        out += [f"var({own[a]})" if a == b else f"cov({own[b]},{own[a]})"
+                for a, b in model.lower_pairs(e.k)]
+        start += e.k
+    return out + ["var(e)"]
 
 
 # ---- inputs -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
-class _Term:
-    """One random effect: Z (n, q) or None for the identity, K (q, q) or None, labels of u."""
-
-    Z: np.ndarray | sp.sparray | None
-    K: np.ndarray | None
-    levels: np.ndarray
-
-    @property
-    def q(self) -> int:
-        return len(self.levels)
+def _h_matrix(entry: model.RandomEffect, observed: np.ndarray) -> np.ndarray:
+    """H = Z K Z' of a one-design entry on the observed records (dense n_obs x n_obs)."""
+    return model.variance_parts(entry, observed)[0]
 
 
-@dataclass(frozen=True, eq=False)
-class _Effects:
-    terms: list[_Term]
-    multi: bool
+def _blup(entry: model.RandomEffect, observed: np.ndarray, G0: np.ndarray,
+          v_inv_r: np.ndarray) -> list[np.ndarray]:
+    """u_a = sum_b G0_ab K Z_b' V^-1 (y - X b), for every level (records with NaN y included)."""
+    Zt_v = [np.asarray(d[observed].T @ v_inv_r).ravel() for d in entry.designs]
+    if entry.structure is not None:
+        Zt_v = [entry.structure @ z for z in Zt_v]
+    return [sum(G0[a, b] * Zt_v[b] for b in range(entry.k)) for a in range(entry.k)]
 
 
-
-def _effects(Z: Any, K: Any, y_ids: pd.Index | None, n: int) -> _Effects:
-    multi = isinstance(Z, (list, tuple)) or isinstance(K, (list, tuple))
-    Zs = list(Z) if isinstance(Z, (list, tuple)) else [Z]
-    Ks = list(K) if isinstance(K, (list, tuple)) else [K]
-    if multi and len(Zs) == 1 and len(Ks) > 1:
-        Zs = Zs * len(Ks)
-    if multi and len(Ks) == 1 and len(Zs) > 1:
-        Ks = Ks * len(Zs)
-    if len(Zs) != len(Ks):
-        raise ShapeMismatchError(
-            f"Z and K must be lists of the same length (one entry per random effect), got "
-            f"{len(Zs)} and {len(Ks)}."
-        )
-    if not Zs:
-        raise InputError("at least one random effect is needed (Z and K are empty lists).")
-    terms = []
-    for k, (Zk, Kk) in enumerate(zip(Zs, Ks, strict=True)):
-        which = f" (random effect {k + 1})" if multi else ""
-        if Zk is None and Kk is None:
-            raise InputError(
-                f"Z and K are both None{which}: then V = (sigma2_u + sigma2_e) I and the two "
-                "variances cannot be told apart. Give Z (which records share a level) or K (how "
-                "records are related)."
-            )
-        Zl = _checks.matrix(f"Z{which}", Zk) if Zk is not None else None
-        Z_values = _checks.rows_like_y(Zl, f"Z{which}", y_ids, n) if Zl is not None else None
-        if Kk is None:
-            q = Z_values.shape[1]
-            labels = np.asarray(Zl.columns) if Zl.columns is not None else np.arange(q)
-            terms.append(_Term(Z_values, None, labels))
-            continue
-        Kl = _checks.matrix(f"K{which}", Kk)
-        K_values, labels = _checks.square_like_z(Kl, Zl, f"K{which}")
-        K_values = _checks.dense(K_values)
-        if Zl is None:
-            # Z = I: the records are the levels, joined to K by ID when both carry IDs
-            if y_ids is not None and Kl.rows is not None:
-                order = _checks.join(y_ids, "y's index", pd.Index(labels), f"K{which}'s index")
-                K_values, labels = K_values[np.ix_(order, order)], labels[order]
-            _checks.same_length(f"K{which}", n, "y", K_values.shape[0], unit="rows")
-        terms.append(_Term(Z_values, K_values, labels))
-    return _Effects(terms, multi)
-
-
-def _h_matrix(term: _Term, observed: np.ndarray) -> np.ndarray:
-    """H = Z K Z' on the observed records (dense n_obs x n_obs)."""
-    if term.Z is None:
-        return term.K[np.ix_(observed, observed)].copy()
-    Zo = term.Z[observed]
-    if term.K is None:
-        H = Zo @ Zo.T
-    else:
-        H = Zo @ (Zo @ term.K).T
-    return _checks.dense(H)
-
-
-def _blup(term: _Term, observed: np.ndarray, sigma2: float, v_inv_r: np.ndarray) -> np.ndarray:
-    """u = sigma2 K Z' V^-1 (y - X b), for every level (records with NaN y included)."""
-    if term.Z is None:
-        return sigma2 * (term.K[:, observed] @ v_inv_r)
-    Zt_v = np.asarray(term.Z[observed].T @ v_inv_r).ravel()
-    return sigma2 * (Zt_v if term.K is None else term.K @ Zt_v)
-
-
-def _check_psd(term: _Term, name: str = "K") -> None:
-    if term.K is not None:
-        _checks.positive_semidefinite(name, term.K)
+def _check_psd(entry: model.RandomEffect, name: str = "K") -> None:
+    if entry.structure is not None:
+        _checks.positive_semidefinite(name, entry.structure)
 
 
 # ---- spectral --------------------------------------------------------------------------------
 
-def _fit_spectral(y, X, term: _Term, observed) -> dict:
+def _fit_spectral(y, X, entry: model.RandomEffect, observed) -> dict:
     n = len(y)
-    if term.Z is not None and term.q < n:
+    Z, K = entry.designs[0], entry.structure
+    if not entry.identity_design and entry.q < n:
         # thin: H = L L' with L = Z K^(1/2), no n x n matrix
-        if term.K is None:
-            L = _checks.dense(term.Z[observed])
+        if K is None:
+            L = _checks.dense(Z[observed])
         else:
-            w, Q = la.eigh(term.K, check_finite=False)
+            w, Q = la.eigh(K, check_finite=False)
             _eigen_psd(w)
-            L = _checks.dense(term.Z[observed] @ (Q * np.sqrt(np.maximum(w, 0.0))))
+            L = _checks.dense(Z[observed] @ (Q * np.sqrt(np.maximum(w, 0.0))))
         rot = _spectral.rotate_factor(y, X, L)
     else:
-        if term.Z is not None or not observed.all():
-            _check_psd(term)  # the eigenvalues of H below do not tell about all of K
-        rot = _spectral.rotate_eigh(y, X, _h_matrix(term, observed))
-        if term.Z is None and observed.all():
+        identity_all = entry.identity_design and observed.all()
+        if not identity_all:
+            _check_psd(entry)  # the eigenvalues of H below do not tell about all of K
+        rot = _spectral.rotate_eigh(y, X, _h_matrix(entry, observed))
+        if identity_all:
             _eigen_psd(np.array([rot.min_eigenvalue, rot.lam[-1]]))
     res = _spectral.fit(rot)
     v_inv_r = _spectral.v_inverse_residual(rot, res.sigma2_u, res.sigma2_e, res.b)
-    u = _blup(term, observed, res.sigma2_u, v_inv_r)
+    G0 = np.array([[res.sigma2_u]])
+    u = _blup(entry, observed, G0, v_inv_r)
     info = _spectral.information(rot, res.sigma2_u, res.sigma2_e)
     M = _xt_vinv_x(rot, res.sigma2_u, res.sigma2_e)
-    return {"sigma2": [res.sigma2_u], "sigma2_e": res.sigma2_e, "loglik": res.loglik,
+    return {"G0": [G0], "sigma2_e": res.sigma2_e, "loglik": res.loglik,
             "b": res.b, "b_se": np.sqrt(np.diag(np.linalg.inv(M))) if len(res.b) else res.b,
-            "u": [u], "info": info, "converged": True, "n_iter": res.n_eval,
+            "u": u, "info": info, "converged": True, "n_iter": res.n_eval,
             "boundary": res.boundary}
 
 
@@ -389,61 +447,134 @@ def _xt_vinv_x(rot: _spectral.Rotated, s2u: float, s2e: float) -> np.ndarray:
 
 # ---- AI and EM, in the V form ---------------------------------------------------------------
 
-def _fit_iterative(y, X, terms, observed, method, tol, max_iter, init) -> dict:
-    for k, term in enumerate(terms):
-        _check_psd(term, f"K (random effect {k + 1})" if len(terms) > 1 else "K")
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    """Where each entry's G0 sits in the parameter vector theta (vech of each G0, then sigma2_e),
+    and which parameters are variances (held at a positive floor) rather than covariances."""
+
+    ks: tuple[int, ...]
+    qs: tuple[int, ...]
+
+    @property
+    def slices(self) -> list[slice]:
+        out, start = [], 0
+        for k in self.ks:
+            size = k * (k + 1) // 2
+            out.append(slice(start, start + size))
+            start += size
+        return out
+
+    @property
+    def is_variance(self) -> np.ndarray:
+        flags = [a == b for k in self.ks for a, b in model.lower_pairs(k)]
+        return np.array(flags + [True])
+
+    def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [model.unvech(theta[s], k) for s, k in zip(self.slices, self.ks, strict=True)]
+
+    def feasible(self, theta: np.ndarray) -> bool:
+        """Every G0 positive semi-definite (to round-off) and every variance positive."""
+        if np.any(theta[self.is_variance] <= 0):
+            return False
+        for G0 in self.blocks(theta):
+            if len(G0) > 1 and np.linalg.eigvalsh(G0)[0] < -1e-12 * np.trace(G0):
+                return False
+        return True
+
+    def singular(self, theta: np.ndarray) -> list[int]:
+        """Entries whose G0 (k > 1) sits on the edge of the cone: a correlation of +-1."""
+        out = []
+        for r, G0 in enumerate(self.blocks(theta)):
+            if len(G0) > 1 and np.linalg.eigvalsh(G0)[0] <= 1e-6 * np.trace(G0):
+                out.append(r)
+        return out
+
+
+def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names) -> dict:
+    for r, entry in enumerate(entries):
+        _check_psd(entry, f"K (random effect {r + 1})" if len(entries) > 1 else "K")
     n, p = X.shape
-    Hs = [_h_matrix(t, observed) for t in terms] + [np.eye(n)]
-    sizes = np.array([t.q for t in terms] + [n], dtype=float)
-    theta = _initial(y, X, len(Hs), init)
+    Hs = [H for e in entries for H in model.variance_parts(e, observed)] + [np.eye(n)]
+    layout = _Layout(tuple(e.k for e in entries), tuple(e.q for e in entries))
+    theta = _initial(y, X, layout, init)
     state = _VState(y, X, Hs, theta)
     converged, iterations = False, 0
     step = _squarem_cycle if method == "em" else _ai_step
     history = []
     for iterations in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
-        state = step(state, sizes)
-        distance = _distance_to_optimum(state)
+        state = step(state, layout)
+        distance = _distance_to_optimum(state, layout)
         history.append(state.loglik)
         if distance < tol:
             converged = True
             break
         # At the limit of floating point (a variance tiny next to the total) the updates stop
         # improving the likelihood before the Newton distance reaches tol: accept that when the
-        # distance is already small and 20 iterations gained nothing measurable.
-        if (distance < 1e-6 and len(history) > 20
-                and history[-1] - history[-21] <= 1e-12 * abs(history[-1])):
+        # distance is already small (or a G0 is held on the edge of the cone) and 20 iterations
+        # gained nothing measurable.
+        stalled = len(history) > 20 and history[-1] - history[-21] <= 1e-12 * abs(history[-1])
+        if stalled and (distance < 1e-6 or layout.singular(state.theta)):
             converged = True
             break
-    sigma2 = list(state.theta[:-1])
+    blocks = layout.blocks(state.theta)
     v_inv_r = state.Py  # P y = V^-1 (y - X b)
-    u = [_blup(t, observed, s, v_inv_r) for t, s in zip(terms, sigma2, strict=True)]
+    u = [u_a for e, G0 in zip(entries, blocks, strict=True)
+         for u_a in _blup(e, observed, G0, v_inv_r)]
     PH = [state.P @ H for H in Hs]
     info = 0.5 * np.array([[np.sum(A * B.T) for B in PH] for A in PH])
-    boundary = "sigma2_u = 0" if np.any(state.theta[:-1] <= _FLOOR * np.sum(state.theta)) else None
-    return {"sigma2": sigma2, "sigma2_e": state.theta[-1], "loglik": state.loglik, "b": state.b,
+    return {"G0": blocks, "sigma2_e": state.theta[-1], "loglik": state.loglik, "b": state.b,
             "b_se": np.sqrt(np.diag(state.XtVinvX_inv)) if p else np.zeros(0), "u": u,
-            "info": info, "converged": converged, "n_iter": iterations, "boundary": boundary}
+            "info": info, "converged": converged, "n_iter": iterations,
+            "boundary": _boundary(state.theta, layout, entries, names)}
+
+
+def _boundary(theta, layout: _Layout, entries, names) -> str | None:
+    floor = _FLOOR * np.sum(theta[layout.is_variance])
+    at_floor = [j for j in np.flatnonzero(layout.is_variance[:-1]) if theta[j] <= floor]
+    design_of = [name[4:-1] for name in _parameter_names(entries, names)]
+    parts = []
+    if at_floor:
+        if len(names) == 1:
+            parts.append("sigma2_u = 0")
+        else:
+            parts.append("sigma2_u = 0 for " + ", ".join(design_of[j] for j in at_floor))
+    for r in layout.singular(theta):
+        if any(layout.slices[r].start <= j < layout.slices[r].stop for j in at_floor):
+            continue
+        start = sum(layout.ks[:r])
+        parts.append(f"G0 of ({', '.join(names[start:start + layout.ks[r]])}) singular "
+                     "(a correlation of +-1)")
+    return "; ".join(parts) or None
 
 
 _FLOOR = 1e-9  # a variance is not allowed below this fraction of the total (kept positive)
 
 
-def _initial(y, X, m, init) -> np.ndarray:
+def _initial(y, X, layout: _Layout, init) -> np.ndarray:
+    m = len(layout.ks) + 1
     if init is not None:
-        theta = np.asarray(init, dtype=float)
-        if theta.shape != (m,) or not np.all(np.isfinite(theta)) or np.any(theta <= 0):
+        values = list(init)
+        if len(values) != m:
             raise InputError(
-                f"init must hold {m} positive variances (one per random effect, then the "
-                f"residual), got {list(np.atleast_1d(theta))}."
-            )
-        return theta
+                f"init must hold {m} entries (one per random effect: a variance, or a (k, k) "
+                f"matrix for correlated effects; then the residual variance), got {len(values)}.")
+        theta = []
+        for r, (value, k) in enumerate(zip(values[:-1], layout.ks, strict=True)):
+            G0 = model.covariance_matrix(f"init (random effect {r + 1})", value, k)
+            theta += list(model.vech(G0))
+        try:
+            theta.append(_checks.positive_variance("init (residual)", values[-1]))
+        except InputError as exc:
+            raise InputError(f"init must end with a positive residual variance: {exc}") from None
+        return np.asarray(theta)
     resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
     var = float(resid @ resid) / max(len(y) - X.shape[1], 1)
-    return np.full(m, max(var, 1e-12) / m)
+    n_var = int(layout.is_variance.sum())
+    return np.where(layout.is_variance, max(var, 1e-12) / n_var, 0.0)
 
 
 class _VState:
-    """V, P and the REML log-likelihood at one set of variances (dense, O(n^3))."""
+    """V, P and the REML log-likelihood at one set of parameters (dense, O(n^3))."""
 
     def __init__(self, y, X, Hs, theta):
         self.y, self.X, self.Hs, self.theta = y, X, Hs, np.asarray(theta, dtype=float)
@@ -466,24 +597,25 @@ class _VState:
         self.loglik = -0.5 * ((n - p) * _spectral.LOG_2PI + logdet_V + logdet_M + y @ self.Py)
 
     def score_parts(self):
-        """tr(P V_s) and y'P V_s P y for each variance component."""
+        """tr(P V_s) and y'P V_s P y for each parameter."""
         traces = np.array([np.sum(self.P * H) for H in self.Hs])  # H symmetric
         HPy = [H @ self.Py for H in self.Hs]
         quads = np.array([self.Py @ h for h in HPy])
         return traces, quads, HPy
 
 
-def _distance_to_optimum(state: _VState) -> float:
+def _distance_to_optimum(state: _VState, layout: _Layout) -> float:
     """The Newton step AI^-1 score, relative to the total variance: how far the optimum still is.
 
     A small change between two iterations is no proof of convergence for EM, whose steps shrink
-    slowly; the Newton step estimates the remaining distance itself. Components held at their
+    slowly; the Newton step estimates the remaining distance itself. Variances held at their
     floor with the score pointing below it are at the boundary and do not count.
     """
     traces, quads, HPy = state.score_parts()
     score = -0.5 * (traces - quads)
-    floor = _FLOOR * np.sum(state.theta)
-    free = ~((state.theta <= floor * (1 + 1e-9)) & (score < 0))
+    total = np.sum(state.theta[layout.is_variance])
+    floor = _FLOOR * total
+    free = ~(layout.is_variance & (state.theta <= floor * (1 + 1e-9)) & (score < 0))
     if not free.any():
         return 0.0
     HPy = np.column_stack(HPy)[:, free]
@@ -492,96 +624,116 @@ def _distance_to_optimum(state: _VState) -> float:
         step = np.linalg.solve(AI, score[free])
     except np.linalg.LinAlgError:
         return np.inf
-    return float(np.max(np.abs(step)) / np.sum(state.theta))
+    return float(np.max(np.abs(step)) / total)
 
 
-def _em_step(state: _VState, sizes: np.ndarray) -> _VState:
-    """sigma2_s <- sigma2_s + sigma2_s^2 (y'P V_s P y - tr(P V_s)) / q_s  (chapter 2, eq-em)."""
+def _em_step(state: _VState, layout: _Layout) -> _VState:
+    """G0 <- G0 + G0 (Q - T) G0 / q for each entry, sigma2_e by the same rule with K = I
+    (chapter 2, eq-em; chapter 4, eq-em-g0)."""
     traces, quads, _ = state.score_parts()
-    theta = state.theta + state.theta**2 * (quads - traces) / sizes
-    return _VState(state.y, state.X, state.Hs, _floor(theta))
+    theta = state.theta.copy()
+    for s, k, q in zip(layout.slices, layout.ks, layout.qs, strict=True):
+        # the parameter of a covariance carries V_s = H_ab + H_ba: halve its trace and quadratic
+        D = model.unvech(quads[s] - traces[s], k)
+        D[~np.eye(k, dtype=bool)] /= 2
+        G0 = model.unvech(theta[s], k)
+        theta[s] = model.vech(G0 + G0 @ D @ G0 / q)
+    n = len(state.y)
+    theta[-1] += theta[-1] ** 2 * (quads[-1] - traces[-1]) / n
+    return _VState(state.y, state.X, state.Hs, _floor(theta, layout))
 
 
-def _squarem_cycle(state: _VState, sizes: np.ndarray) -> _VState:
+def _squarem_cycle(state: _VState, layout: _Layout) -> _VState:
     """Two EM steps, an extrapolation along them, and a third EM step (SQUAREM, Varadhan &
     Roland 2008, scheme S3).
 
     Plain EM moves along a nearly straight path in ever smaller steps; the extrapolation jumps
     along that path, and the EM step after it keeps the result on EM's climb. If the cycle ends
-    lower than the second EM step, that step is kept: the likelihood never falls.
+    lower than the second EM step, or the jump leaves the parameter space, that step is kept:
+    the likelihood never falls.
     """
-    first = _em_step(state, sizes)
-    second = _em_step(first, sizes)
+    first = _em_step(state, layout)
+    second = _em_step(first, layout)
     r = first.theta - state.theta
     v = second.theta - first.theta - r
     if not np.any(v):
         return second
     alpha = min(-np.linalg.norm(r) / np.linalg.norm(v), -1.0)
-    jump = _floor(state.theta - 2 * alpha * r + alpha**2 * v)
+    jump = _floor(state.theta - 2 * alpha * r + alpha**2 * v, layout)
+    if not layout.feasible(jump):
+        return second
     try:
-        candidate = _em_step(_VState(state.y, state.X, state.Hs, jump), sizes)
+        candidate = _em_step(_VState(state.y, state.X, state.Hs, jump), layout)
     except la.LinAlgError:
         return second
     return candidate if candidate.loglik >= second.loglik else second
 
 
-def _ai_step(state: _VState, sizes: np.ndarray) -> _VState:
+def _ai_step(state: _VState, layout: _Layout) -> _VState:
     """theta <- theta + AI^-1 score, AI_st = (V_s P y)' P (V_t P y) / 2  (chapter 2, eq-ai).
 
     A variance that the step would push below its floor (a small positive fraction of the total)
     is held at the floor and the step is solved again for the others (an active set: this is how
-    AI reaches a boundary estimate such as sigma2_u = 0). The step is then halved until the
-    likelihood does not fall (at most 10 times); if that fails, an EM step is taken instead, which
-    always climbs.
+    AI reaches a boundary estimate such as sigma2_u = 0). The step is then halved until every G0
+    stays positive semi-definite and the likelihood does not fall (at most 10 times); if that
+    fails, an EM step is taken instead, which always climbs.
     """
     traces, quads, HPy = state.score_parts()
     score = -0.5 * (traces - quads)
     HPy = np.column_stack(HPy)
     AI = 0.5 * HPy.T @ state.P @ HPy
-    floor = _FLOOR * np.sum(state.theta)
+    floor = _FLOOR * np.sum(state.theta[layout.is_variance])
     free = np.ones(len(score), dtype=bool)
     step = np.zeros(len(score))
     for _ in range(len(score)):
         try:
             step[free] = np.linalg.solve(AI[np.ix_(free, free)], score[free])
         except np.linalg.LinAlgError:
-            return _em_step(state, sizes)
-        step[~free] = floor - state.theta[~free]
-        blocked = free & (state.theta + step < floor)
+            return _em_step(state, layout)
+        held = ~free
+        step[held] = floor - state.theta[held]
+        blocked = free & layout.is_variance & (state.theta + step < floor)
         if not blocked.any():
             break
         free &= ~blocked
         if not free.any():
             break
     for _ in range(11):
-        candidate = np.maximum(state.theta + step, floor)
-        try:
-            new = _VState(state.y, state.X, state.Hs, candidate)
-        except la.LinAlgError:
-            new = None
+        candidate = state.theta + step
+        candidate[layout.is_variance] = np.maximum(candidate[layout.is_variance], floor)
+        new = None
+        if layout.feasible(candidate):
+            try:
+                new = _VState(state.y, state.X, state.Hs, candidate)
+            except la.LinAlgError:
+                new = None
         if new is not None and new.loglik >= state.loglik - 1e-12 * abs(state.loglik):
             return new
         step = step / 2
-    return _em_step(state, sizes)
+    return _em_step(state, layout)
 
 
-def _floor(theta: np.ndarray) -> np.ndarray:
-    return np.maximum(theta, _FLOOR * np.sum(np.abs(theta)))
+def _floor(theta: np.ndarray, layout: _Layout) -> np.ndarray:
+    out = theta.copy()
+    v = layout.is_variance
+    out[v] = np.maximum(theta[v], _FLOOR * np.sum(np.abs(theta[v])))
+    return out
 
 
-def _standard_errors(info: np.ndarray, theta: list[float]):
-    """SEs of the variances from the inverse information, and of h2_k by the delta method."""
-    theta = np.asarray(theta, dtype=float)
+def _standard_errors(info: np.ndarray, theta: np.ndarray, variances: list[int]):
+    """The inverse information, the SEs of the parameters from it, and h2_d = theta_d / sum(theta)
+    of each design's variance d with its SE by the delta method."""
+    total = theta.sum()
+    h2 = np.array([theta[d] / total for d in variances])
     try:
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
         m = len(theta)
-        return np.full(m, np.nan), np.full(m - 1, np.nan)
+        return np.full((m, m), np.nan), np.full(m, np.nan), h2, np.full(len(variances), np.nan)
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    total = theta.sum()
     h2_se = []
-    for k in range(len(theta) - 1):
-        grad = -theta[k] / total**2 * np.ones_like(theta)
-        grad[k] += 1.0 / total
+    for d in variances:
+        grad = -theta[d] / total**2 * np.ones_like(theta)
+        grad[d] += 1.0 / total
         h2_se.append(float(np.sqrt(max(grad @ cov @ grad, 0.0))))
-    return se, np.array(h2_se)
+    return cov, se, h2, np.array(h2_se)

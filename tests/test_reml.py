@@ -289,7 +289,9 @@ def test_z_and_k_both_none_is_not_identifiable():
 def test_spectral_refuses_two_effects_and_names_the_others():
     y, X, Z = small()
     with pytest.raises(InputError, match="method='ai'.*method='em'"):
-        lmmbook.reml(y, X, [Z, Z[:, ::-1]])
+        lmmbook.reml(y, X, [Z, Z[:, ::-1]], method="spectral")
+    # the default picks AI for several effects
+    assert lmmbook.reml(y, X, [Z, Z[:, ::-1]]).method == "ai"
 
 
 def test_k_not_symmetric_says_by_how_much():
@@ -327,7 +329,7 @@ def test_shape_and_value_errors():
         lmmbook.reml(y, X, Z, np.eye(5))
     with pytest.raises(ShapeMismatchError, match="K has 4 rows but y has 12"):
         lmmbook.reml(y, X, None, np.eye(4))
-    with pytest.raises(ShapeMismatchError, match="same length"):
+    with pytest.raises(ShapeMismatchError, match="one entry each per random effect"):
         lmmbook.reml(y, X, [Z, Z], [np.eye(4), np.eye(4), np.eye(4)], method="ai")
     with pytest.raises(NonFiniteError, match="K holds nan"):
         lmmbook.reml(y, X, Z, np.full((4, 4), np.nan))
@@ -335,5 +337,7 @@ def test_shape_and_value_errors():
         lmmbook.reml(y, pd.DataFrame({"a": np.ones(12), "b": np.ones(12)}), Z)
     with pytest.raises(InputError, match="method must be"):
         lmmbook.reml(y, X, Z, method="newton")
-    with pytest.raises(InputError, match="init must hold 2 positive variances"):
+    with pytest.raises(InputError, match="init must end with a positive residual variance"):
         lmmbook.reml(y, X, Z, method="ai", init=[1.0, -1.0])
+    with pytest.raises(InputError, match="init must hold 2 entries"):
+        lmmbook.reml(y, X, Z, method="ai", init=[1.0, 1.0, 1.0])
