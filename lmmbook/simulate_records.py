@@ -108,7 +108,7 @@ def simulate_livestock(
     --------
     >>> import lmmbook
     >>> d = lmmbook.simulate_livestock(2, 30, 3, n_records=3, sigma2_pe=10.0, seed=1)
-    >>> len(d.pedigree), len(d.records), d.records.groupby("animal").size().max()
+    >>> len(d.pedigree), len(d.records), int(d.records.groupby("animal").size().max())
     (153, 360, 3)
     """
     for name, value in (("n_generations", n_generations), ("n_dams", n_dams),
