@@ -88,6 +88,9 @@ class REMLResult:
         The estimated parameters in order: "var(name)", "cov(name1,name2)", ..., "var(e)".
     parameter_cov : ndarray
         Their approximate sampling covariance matrix (the inverse expected information).
+    history : pandas.DataFrame or None
+        "ai"/"em": the parameters and the log-likelihood at the start (iteration 0) and after
+        each iteration, indexed by iteration; None for "spectral".
     """
 
     sigma2_u: float | tuple[float | np.ndarray, ...]
@@ -110,6 +113,7 @@ class REMLResult:
     names: tuple[str, ...] = ("u",)
     parameter_names: tuple[str, ...] = ()
     parameter_cov: np.ndarray | None = None
+    history: pd.DataFrame | None = None
 
     def components(self) -> pd.DataFrame:
         """Every estimated (co)variance with its standard error, then h2 of each design and the
@@ -323,6 +327,7 @@ def reml(
     variances = [j for j, name in enumerate(_parameter_names(effects.entries, names))
                  if name.startswith("var(")][:-1]
     cov, se_all, h2, h2_se = _standard_errors(info, theta, variances)
+    parameter_names = tuple(_parameter_names(effects.entries, names))
 
     def per_entry(values):
         out_, start = [], 0
@@ -348,9 +353,16 @@ def reml(
         fixed_names=_checks.frozen(fixed_names), sigma2_u_se=per_entry(se_all[:-1]),
         sigma2_e_se=float(se_all[-1]), h2_se=per_design(h2_se), converged=bool(out["converged"]),
         n_iter=int(out["n_iter"]), method=method, n_obs=n_obs, boundary=out["boundary"],
-        names=names, parameter_names=tuple(_parameter_names(effects.entries, names)),
-        parameter_cov=_checks.frozen(cov),
+        names=names, parameter_names=parameter_names,
+        parameter_cov=_checks.frozen(cov), history=_history(out.get("trace"), parameter_names),
     )
+
+
+def _history(trace, parameter_names) -> pd.DataFrame | None:
+    if trace is None:
+        return None
+    return pd.DataFrame(trace, columns=[*parameter_names, "loglik"],
+                        index=pd.RangeIndex(len(trace), name="iteration"))
 
 
 def _design_names(names, effects: model.RandomEffects) -> tuple[str, ...]:
@@ -501,10 +513,12 @@ def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names) 
     converged, iterations = False, 0
     step = _squarem_cycle if method == "em" else _ai_step
     history = []
+    trace = [np.r_[state.theta, state.loglik]]
     for iterations in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
         state = step(state, layout)
         distance = _distance_to_optimum(state, layout)
         history.append(state.loglik)
+        trace.append(np.r_[state.theta, state.loglik])
         if distance < tol:
             converged = True
             break
@@ -524,7 +538,7 @@ def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names) 
     info = 0.5 * np.array([[np.sum(A * B.T) for B in PH] for A in PH])
     return {"G0": blocks, "sigma2_e": state.theta[-1], "loglik": state.loglik, "b": state.b,
             "b_se": np.sqrt(np.diag(state.XtVinvX_inv)) if p else np.zeros(0), "u": u,
-            "info": info, "converged": converged, "n_iter": iterations,
+            "info": info, "converged": converged, "n_iter": iterations, "trace": np.array(trace),
             "boundary": _boundary(state.theta, layout, entries, names)}
 
 
