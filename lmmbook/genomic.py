@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as la
 
 from . import _checks, _spectral, markers
 from .errors import (
@@ -298,15 +297,9 @@ def _scatter(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def _pev(rot, G_ao, G, s2u, s2e, all_observed) -> np.ndarray:
     """diag(sigma2_u G - sigma2_u^2 G_ao P G_oa) from the eigendecomposition of G_oo.
 
-    With B = G_ao U: diag(G_ao V^-1 G_oa) = sum_k B_ik^2 / v_k, and the fixed-effect part is
-    diag(F M^-1 F') with F = G_ao V^-1 X = B diag(1/v) X~ and M = X' V^-1 X. When every row has a
-    phenotype, G U = U Lambda and B costs nothing.
+    With B = G_ao U (= U Lambda when every row has a phenotype, at no cost), the quadratic form
+    diag(B' P B) in the rotated space is left to the spectral core, which also handles its limit
+    at sigma2_e = 0.
     """
-    v = s2u * rot.lam + s2e
     B = rot.U * rot.lam if all_observed else G_ao @ rot.U
-    quad = np.einsum("ik,ik->i", B / v, B)
-    if rot.p:
-        F = B @ (rot.Xt / v[:, None])
-        M = (rot.Xt / v[:, None]).T @ rot.Xt
-        quad -= np.einsum("ij,ij->i", F @ la.inv(M), F)
-    return s2u * np.diag(G) - s2u**2 * quad
+    return s2u * np.diag(G) - s2u**2 * _spectral.p_quadratic(rot, s2u, s2e, B)

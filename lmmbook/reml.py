@@ -434,9 +434,9 @@ def _fit_spectral(y, X, entry: model.RandomEffect, observed) -> dict:
     G0 = np.array([[res.sigma2_u]])
     u = _blup(entry, observed, G0, v_inv_r)
     info = _spectral.information(rot, res.sigma2_u, res.sigma2_e)
-    M = _xt_vinv_x(rot, res.sigma2_u, res.sigma2_e)
     return {"G0": [G0], "sigma2_e": res.sigma2_e, "loglik": res.loglik,
-            "b": res.b, "b_se": np.sqrt(np.diag(np.linalg.inv(M))) if len(res.b) else res.b,
+            "b": res.b, "b_se": np.sqrt(np.diag(_spectral.fixed_effect_covariance(
+                rot, res.sigma2_u, res.sigma2_e))) if len(res.b) else res.b,
             "u": u, "info": info, "converged": True, "n_iter": res.n_eval,
             "boundary": res.boundary}
 
@@ -449,12 +449,6 @@ def _eigen_psd(w: np.ndarray) -> None:
             f"{w[-1]:.4g}). A covariance structure cannot have negative eigenvalues: check how it "
             "was built, or blend it with a positive definite matrix."
         )
-
-
-def _xt_vinv_x(rot: _spectral.Rotated, s2u: float, s2e: float) -> np.ndarray:
-    v = s2u * rot.lam + s2e
-    M = (rot.Xt / v[:, None]).T @ rot.Xt
-    return M + rot.XX0 / s2e if rot.n0 else M
 
 
 # ---- AI and EM, in the V form ---------------------------------------------------------------
@@ -485,8 +479,8 @@ class _Layout:
         return [model.unvech(theta[s], k) for s, k in zip(self.slices, self.ks, strict=True)]
 
     def feasible(self, theta: np.ndarray) -> bool:
-        """Every G0 positive semi-definite (to round-off) and every variance positive."""
-        if np.any(theta[self.is_variance] <= 0):
+        """Every G0 positive semi-definite (to round-off), every other variance positive."""
+        if np.any(theta[_single_mask(self)] <= 0):
             return False
         for G0 in self.blocks(theta):
             if len(G0) > 1 and np.linalg.eigvalsh(G0)[0] < -1e-12 * np.trace(G0):
@@ -618,27 +612,123 @@ class _VState:
         return traces, quads, HPy
 
 
-def _distance_to_optimum(state: _VState, layout: _Layout) -> float:
-    """The Newton step AI^-1 score, relative to the total variance: how far the optimum still is.
+def _newton(state: _VState, layout: _Layout):
+    """Score and AI Newton system in the working parameters phi (chapter 4, ``(eq-ai-chol)``).
 
-    A small change between two iterations is no proof of convergence for EM, whose steps shrink
-    slowly; the Newton step estimates the remaining distance itself. Variances held at their
-    floor with the score pointing below it are at the boundary and do not count.
+    A variance (of a one-design entry, or the residual) is its own working parameter; a G0 of k
+    correlated effects is worked on through its Cholesky factor, G0 = L L', so that every step
+    stays positive semi-definite. With J = d theta / d phi the system is
+    (J' AI J - sum_s score_s d^2 theta_s / d phi^2) step = J' score: the second term is the
+    curvature the factorisation itself adds, which makes the step land on the edge of the cone
+    (a correlation of +-1) when the optimum lies there instead of creeping towards it.
+    Returns phi, J, the Newton matrix and the phi-score.
     """
     traces, quads, HPy = state.score_parts()
     score = -0.5 * (traces - quads)
+    HPy = np.column_stack(HPy)
+    AI = 0.5 * HPy.T @ state.P @ HPy
+    m = len(score)
+    J = np.eye(m)
+    curvature = np.zeros((m, m))
+    phi = state.theta.copy()
+    for sl, k in zip(layout.slices, layout.ks, strict=True):
+        if k == 1:
+            continue
+        L = _cholesky_psd(model.unvech(state.theta[sl], k))
+        pairs = model.lower_pairs(k)
+        phi[sl] = [L[a, b] for a, b in pairs]
+        block = np.zeros((len(pairs), len(pairs)))
+        for row, (a, b) in enumerate(pairs):  # theta_ab = sum_c L_ac L_bc
+            for col, (c, e) in enumerate(pairs):  # phi = L_ce
+                block[row, col] = (a == c) * L[b, e] + (b == c) * L[a, e]
+        J[sl, sl] = block
+        s_block = score[sl]
+        for col1, (c, e) in enumerate(pairs):
+            for col2, (f, g) in enumerate(pairs):
+                if e != g:
+                    continue
+                total = 0.0
+                for row, (a, b) in enumerate(pairs):
+                    total += s_block[row] * ((a == c) * (b == f) + (b == c) * (a == f))
+                curvature[sl.start + col1, sl.start + col2] = total
+    JAIJ = J.T @ AI @ J
+    newton = JAIJ - curvature
+    if np.linalg.eigvalsh(newton)[0] <= 1e-12 * max(np.abs(np.diag(JAIJ)).max(), 1e-300):
+        newton = JAIJ  # far from the optimum: the expected curvature alone (always PSD)
+    return phi, J, newton, J.T @ score
+
+
+def _cholesky_psd(G0: np.ndarray) -> np.ndarray:
+    """A lower Cholesky factor of a positive semi-definite G0 (singular allowed)."""
+    try:
+        return np.linalg.cholesky(G0)
+    except np.linalg.LinAlgError:
+        w, Q = np.linalg.eigh(G0)
+        R = Q * np.sqrt(np.clip(w, 0.0, None))  # G0 = R R'; its QR gives a triangular factor
+        L = np.linalg.qr(R.T, mode="r").T
+        return L * np.where(np.diag(L) < 0, -1.0, 1.0)
+
+
+def _theta_of(phi: np.ndarray, layout: _Layout) -> np.ndarray:
+    theta = phi.copy()
+    for sl, k in zip(layout.slices, layout.ks, strict=True):
+        if k > 1:
+            L = np.zeros((k, k))
+            for (a, b), v in zip(model.lower_pairs(k), phi[sl], strict=True):
+                L[a, b] = v
+            theta[sl] = model.vech(L @ L.T)
+    return theta
+
+
+def _free_step(state: _VState, layout: _Layout, newton, score_phi, floor):
+    """The Newton step with variances that would fall below their floor held there (an active
+    set: this is how AI reaches a boundary estimate such as sigma2_u = 0); None if singular."""
+    single = layout.is_variance & _single_mask(layout)
+    free = np.ones(len(score_phi), dtype=bool)
+    step = np.zeros(len(score_phi))
+    for _ in range(len(score_phi)):
+        try:
+            step[free] = np.linalg.solve(newton[np.ix_(free, free)], score_phi[free])
+        except np.linalg.LinAlgError:
+            return None, free
+        step[~free] = floor - state.theta[~free]
+        blocked = free & single & (state.theta + step < floor)
+        if not blocked.any():
+            break
+        free &= ~blocked
+        if not free.any():
+            break
+    return step, free
+
+
+def _single_mask(layout: _Layout) -> np.ndarray:
+    """Parameters that are variances of one-design entries or the residual (not of a G0)."""
+    flags = [k == 1 for k in layout.ks for _ in model.lower_pairs(k)]
+    return np.array(flags + [True])
+
+
+def _distance_to_optimum(state: _VState, layout: _Layout) -> float:
+    """The Newton step, mapped to the parameters and relative to the total variance: how far the
+    optimum still is.
+
+    A small change between two iterations is no proof of convergence for EM, whose steps shrink
+    slowly; the Newton step estimates the remaining distance itself. Variances held at their
+    floor with the score pointing below it are at the boundary and do not count, nor does the
+    direction across the edge of the positive semi-definite cone when a G0 sits on it.
+    """
+    _, J, newton, score_phi = _newton(state, layout)
     total = np.sum(state.theta[layout.is_variance])
     floor = _FLOOR * total
-    free = ~(layout.is_variance & (state.theta <= floor * (1 + 1e-9)) & (score < 0))
+    single = _single_mask(layout)
+    free = ~(single & (state.theta <= floor * (1 + 1e-9)) & (score_phi < 0))
     if not free.any():
         return 0.0
-    HPy = np.column_stack(HPy)[:, free]
-    AI = 0.5 * HPy.T @ state.P @ HPy
+    step = np.zeros(len(score_phi))
     try:
-        step = np.linalg.solve(AI, score[free])
+        step[free] = np.linalg.solve(newton[np.ix_(free, free)], score_phi[free])
     except np.linalg.LinAlgError:
         return np.inf
-    return float(np.max(np.abs(step)) / total)
+    return float(np.max(np.abs(J @ step)) / total)
 
 
 def _em_step(state: _VState, layout: _Layout) -> _VState:
@@ -673,48 +763,41 @@ def _squarem_cycle(state: _VState, layout: _Layout) -> _VState:
     if not np.any(v):
         return second
     alpha = min(-np.linalg.norm(r) / np.linalg.norm(v), -1.0)
-    jump = _floor(state.theta - 2 * alpha * r + alpha**2 * v, layout)
+    jump = state.theta - 2 * alpha * r + alpha**2 * v
+    jump = _floor(jump, layout)
     if not layout.feasible(jump):
         return second
     try:
         candidate = _em_step(_VState(state.y, state.X, state.Hs, jump), layout)
     except la.LinAlgError:
         return second
+    # A jump below zero puts a variance on its floor: that is how EM reaches a boundary such as
+    # sigma2_u = 0. But a variance on its floor never leaves it (an EM update changes it by a
+    # multiple of its square), so the jump is refused where the likelihood still pulls it up.
+    traces, quads, _ = candidate.score_parts()
+    on_floor = layout.is_variance & (candidate.theta <= 10 * _FLOOR * np.sum(
+        candidate.theta[layout.is_variance]))
+    if np.any(on_floor & (quads - traces > 0)):
+        return second
     return candidate if candidate.loglik >= second.loglik else second
 
 
 def _ai_step(state: _VState, layout: _Layout) -> _VState:
-    """theta <- theta + AI^-1 score, AI_st = (V_s P y)' P (V_t P y) / 2  (chapter 2, eq-ai).
+    """One average-information Newton step (chapter 2, eq-ai), AI_st = (V_s P y)' P (V_t P y) / 2,
+    in the working parameters of :func:`_newton` (G0 through its Cholesky factor).
 
-    A variance that the step would push below its floor (a small positive fraction of the total)
-    is held at the floor and the step is solved again for the others (an active set: this is how
-    AI reaches a boundary estimate such as sigma2_u = 0). The step is then halved until every G0
-    stays positive semi-definite and the likelihood does not fall (at most 10 times); if that
-    fails, an EM step is taken instead, which always climbs.
+    The step is halved until the likelihood does not fall (at most 10 times); if that fails, an
+    EM step is taken instead, which always climbs.
     """
-    traces, quads, HPy = state.score_parts()
-    score = -0.5 * (traces - quads)
-    HPy = np.column_stack(HPy)
-    AI = 0.5 * HPy.T @ state.P @ HPy
+    phi, _, newton, score_phi = _newton(state, layout)
     floor = _FLOOR * np.sum(state.theta[layout.is_variance])
-    free = np.ones(len(score), dtype=bool)
-    step = np.zeros(len(score))
-    for _ in range(len(score)):
-        try:
-            step[free] = np.linalg.solve(AI[np.ix_(free, free)], score[free])
-        except np.linalg.LinAlgError:
-            return _em_step(state, layout)
-        held = ~free
-        step[held] = floor - state.theta[held]
-        blocked = free & layout.is_variance & (state.theta + step < floor)
-        if not blocked.any():
-            break
-        free &= ~blocked
-        if not free.any():
-            break
+    step, _ = _free_step(state, layout, newton, score_phi, floor)
+    if step is None:
+        return _em_step(state, layout)
+    single = _single_mask(layout)
     for _ in range(11):
-        candidate = state.theta + step
-        candidate[layout.is_variance] = np.maximum(candidate[layout.is_variance], floor)
+        candidate = _theta_of(phi + step, layout)
+        candidate[single] = np.maximum(candidate[single], floor)
         new = None
         if layout.feasible(candidate):
             try:
