@@ -66,3 +66,23 @@ def reml_score_and_information(y, X, Hs, theta):
     score = np.array([-0.5 * (np.trace(P @ H) - y @ P @ H @ P @ y) for H in Hs])
     info = np.array([[0.5 * np.trace(P @ A @ P @ B) for B in Hs] for A in Hs])
     return score, info
+
+
+def gls_blup_general(y, X, designs, G, sigma2_e):
+    """BLUE and BLUP of a model with several (correlated) random effects, from the V form:
+    W = [Z_1 ... Z_m] all designs side by side, G = Var(u) for the stacked u (a dense
+    block matrix, G0 kron K per entry), V = W G W' + sigma2_e I.
+
+    Returns b, u (stacked) and PEV = diag(G - G W' P W G)."""
+    y, X = np.asarray(y, dtype=float), np.asarray(X, dtype=float)
+    W = np.hstack([np.asarray(Z, dtype=float) for Z in designs])
+    obs = np.isfinite(y)
+    y, X, W = y[obs], X[obs], W[obs]
+    V = W @ G @ W.T + sigma2_e * np.eye(len(y))
+    V_inv = np.linalg.inv(V)
+    XtVinvX_inv = np.linalg.inv(X.T @ V_inv @ X)
+    b = XtVinvX_inv @ X.T @ V_inv @ y
+    P = V_inv - V_inv @ X @ XtVinvX_inv @ X.T @ V_inv
+    u = G @ W.T @ V_inv @ (y - X @ b)
+    pev = np.diag(G - G @ W.T @ P @ W @ G)
+    return b, u, pev
