@@ -614,7 +614,7 @@ class _VState:
 
 
 def _newton(state: _VState, layout: _Layout):
-    """Score and AI Newton system in the working parameters phi (chapter 4, ``(eq-ai-chol)``).
+    """Score and AI Newton system in the working parameters phi.
 
     A variance (of a one-design entry, or the residual) is its own working parameter; a G0 of k
     correlated effects is worked on through its Cholesky factor, G0 = L L', so that every step
