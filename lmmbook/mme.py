@@ -280,7 +280,7 @@ def solve_mme(
     effects = model.random_effects(Z, K_inv, y_ids, n, inverse=True)
     G0s = model.covariances(sigma2_u, effects)
     sigma2_e = _checks.positive_variance("sigma2_e", sigma2_e)
-    names = _names(names, effects)
+    names = model.design_names(names, effects)
     n_b = X_values.shape[1]
     fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(n_b)
     K_diags = _k_diag_argument(K_diag, effects)
@@ -344,18 +344,6 @@ def solve_mme(
         sigma2_e=sigma2_e, n_obs=int(observed.sum()), method=method, n_iter=n_iter,
         residuals=frozen(residuals), names=names,
     )
-
-
-def _names(names: Sequence[str] | None, effects: model.RandomEffects) -> tuple[str, ...]:
-    m = effects.n_designs
-    if names is None:
-        return ("u",) if m == 1 else tuple(f"u{j + 1}" for j in range(m))
-    names = tuple(str(v) for v in names)
-    if len(names) != m or len(set(names)) != m:
-        raise ShapeMismatchError(
-            f"names must give {m} distinct names, one per design of Z (tuples counted by their "
-            f"designs), got {list(names)}.")
-    return names
 
 
 def _split(values: np.ndarray, effects: model.RandomEffects) -> list[np.ndarray]:

@@ -214,6 +214,19 @@ def _identity_entry(Kr, y_ids, n, inverse, K_name, where) -> RandomEffect:
                         identity_design=True)
 
 
+def design_names(names: Sequence[str] | None, effects: RandomEffects) -> tuple[str, ...]:
+    """A name per design (tuples flattened): the caller's, or "u" / "u1", "u2", ..."""
+    m = effects.n_designs
+    if names is None:
+        return ("u",) if m == 1 else tuple(f"u{j + 1}" for j in range(m))
+    names = tuple(str(v) for v in names)
+    if len(names) != m or len(set(names)) != m or any("," in v for v in names):
+        raise ShapeMismatchError(
+            f"names must give {m} distinct names without commas, one per design of Z (tuples "
+            f"counted by their designs), got {list(names)}.")
+    return names
+
+
 def covariances(sigma2_u: Any, effects: RandomEffects, *, require_pd: bool = True
                 ) -> tuple[np.ndarray, ...]:
     """The (k, k) covariance matrix G0 of each entry, from ``sigma2_u`` as the caller gave it.

@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.linalg as la
 
 from . import _checks, _spectral, model
-from .errors import InputError, NotPositiveDefiniteError, ShapeMismatchError
+from .errors import InputError, NotPositiveDefiniteError
 
 __all__ = ["REMLResult", "reml"]
 
@@ -305,7 +305,7 @@ def reml(
             f"method='spectral' handles one random effect; this model has {what}. "
             "Use method='ai' (fast) or method='em' (slow but sure)."
         )
-    names = _design_names(names, effects)
+    names = model.design_names(names, effects)
     observed = np.isfinite(y_values)
     n_obs, p = int(observed.sum()), X_values.shape[1]
     if n_obs <= p:
@@ -363,18 +363,6 @@ def _history(trace, parameter_names) -> pd.DataFrame | None:
         return None
     return pd.DataFrame(trace, columns=[*parameter_names, "loglik"],
                         index=pd.RangeIndex(len(trace), name="iteration"))
-
-
-def _design_names(names, effects: model.RandomEffects) -> tuple[str, ...]:
-    m = effects.n_designs
-    if names is None:
-        return ("u",) if m == 1 else tuple(f"u{j + 1}" for j in range(m))
-    names = tuple(str(v) for v in names)
-    if len(names) != m or len(set(names)) != m or any("," in v for v in names):
-        raise ShapeMismatchError(
-            f"names must give {m} distinct names without commas, one per design of Z (tuples "
-            f"counted by their designs), got {list(names)}.")
-    return names
 
 
 def _parameter_names(entries, names) -> list[str]:

@@ -359,7 +359,7 @@ def test_errors_of_the_general_model():
         lmmbook.solve_mme(y, X, Z, K_inv, [v["G0"]], s2e)
     with pytest.raises(VarianceError, match="must be positive"):
         lmmbook.solve_mme(y, X, Z, K_inv, [v["G0"], -1.0], s2e)
-    with pytest.raises(ShapeMismatchError, match="names must give 3 distinct names"):
+    with pytest.raises(ShapeMismatchError, match="names must give 3 distinct names without commas"):
         lmmbook.solve_mme(y, X, Z, K_inv, sigma2_u, s2e, names=["a", "m"])
     with pytest.raises(lmmbook.InputError, match="no data= was given"):
         lmmbook.solve_mme(y, "~ C(herd)", Z, K_inv, sigma2_u, s2e)
