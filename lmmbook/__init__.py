@@ -37,7 +37,7 @@ from .validation import (
     fold_se,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "CVResult",
