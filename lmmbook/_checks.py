@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.sparse import csgraph
 
 from .design import Incidence, fixed_design
 from .errors import (
@@ -198,13 +199,12 @@ def full_column_rank(name: str, X: Matrix, columns: pd.Index | None,
     p = X.shape[1]
     if p == 0:  # no fixed effects (records already centred): nothing to estimate
         return
-    XtX = X.T @ X
-    XtX = dense(XtX)
 
     def label(j: int) -> str:
         return f"{columns[j]!r}" if columns is not None else f"column {j}"
 
-    norms = np.sqrt(np.diag(XtX))
+    XtX = sp.csr_array(X.T @ X) if sp.issparse(X) else np.asarray(X.T @ X, dtype=float)
+    norms = np.sqrt(XtX.diagonal())
     empty = np.flatnonzero(norms == 0)
     if len(empty):
         raise RankDeficientError(
@@ -212,35 +212,58 @@ def full_column_rank(name: str, X: Matrix, columns: pd.Index | None,
             "effect level whose records all have y = NaN), so its effect cannot be estimated. "
             "Drop that column."
         )
-    scaled = XtX / np.outer(norms, norms)
-    w, V = np.linalg.eigh(scaled)
-    null = w < rcond**2 * w[-1]
-    if null.any():
-        from .design import _columns_to_drop
+    # Columns that share no record are independent: check each connected block of X'X on its
+    # own (a single factor has a diagonal X'X, thousands of herd-years cost nothing).
+    if sp.issparse(XtX):
+        n_blocks, block_of = csgraph.connected_components(XtX, directed=False)
+    else:
+        n_blocks, block_of = 1, np.zeros(p, dtype=int)
+    blocks = [np.flatnonzero(block_of == c) for c in range(n_blocks)]
+    blocks = [cols for cols in blocks if len(cols) > 1]
+    scaled = {}
+    eigenvalues = [np.ones(1)]  # a column alone: scaled X'X is [1]
+    for cols in blocks:
+        sub = dense(XtX[np.ix_(cols, cols)] if not sp.issparse(XtX) else XtX[cols][:, cols])
+        scaled[tuple(cols)] = sub / np.outer(norms[cols], norms[cols])
+        eigenvalues.append(np.linalg.eigvalsh(scaled[tuple(cols)]))
+    largest = max(float(w[-1]) for w in eigenvalues)
+    deficient = [cols for cols, w in zip(blocks, eigenvalues[1:], strict=True)
+                 if (w < rcond**2 * largest).any()]
+    if not deficient:
+        return
+    from .design import _columns_to_drop
 
-        involved = np.flatnonzero((np.abs(V[:, null]) > 1e-3).any(axis=1))
-        rank = p - int(null.sum())
-        k = p - rank
-        drop = _columns_to_drop(scaled, rcond)
-        if drop is None:  # near-dependencies: no set of k columns passes the test clearly
-            which = f"drop {k} of them whose removal leaves full rank"
-        else:
-            shown = [label(int(j)) for j in drop[:20]]
-            more = f" and {len(drop) - 20} more" if len(drop) > 20 else ""
-            listed = (f"{', '.join(shown[:-1])} and {shown[-1]}" if len(shown) > 1 and not more
-                      else ", ".join(shown) + more)
-            other = "another one of them" if k == 1 else f"another set of {k} of them"
-            which = (f"drop {listed} (the last column of each dependency; {other} whose removal "
-                     "leaves full rank does as well)")
-        raise RankDeficientError(
-            f"{name} does not have full column rank (rank {rank} of {p} columns): columns "
-            f"{', '.join(label(int(j)) for j in involved)} are linearly dependent (e.g. an "
-            "intercept together with a column for every level of a factor, or one factor nested "
-            f"within another). The usual remedy: drop one column per dependency ({k} here), which "
-            "sets that level's effect to zero (as Mrode sets HYS 1 = HYS 3 = 0 in Example 5.1): "
-            f"{which}. Estimable functions of the fixed effects (such as the fitted values Xb) "
-            "and the BLUPs of the random effects do not depend on which levels are set to zero."
-        )
+    involved, drops, k = [], [], 0
+    for cols in deficient:
+        block = scaled[tuple(cols)]
+        w, V = np.linalg.eigh(block)
+        null = w < rcond**2 * largest
+        k += int(null.sum())
+        involved += cols[(np.abs(V[:, null]) > 1e-3).any(axis=1)].tolist()
+        drop = _columns_to_drop(block, rcond)
+        drops = None if drop is None or drops is None else drops + cols[drop].tolist()
+    rank = p - k
+    if drops is None:  # near-dependencies: no set of k columns passes the test clearly
+        which = f"drop {k} of them whose removal leaves full rank"
+    else:
+        drops = sorted(drops)
+        shown = [label(int(j)) for j in drops[:20]]
+        more = f" and {len(drops) - 20} more" if len(drops) > 20 else ""
+        listed = (f"{', '.join(shown[:-1])} and {shown[-1]}" if len(shown) > 1 and not more
+                  else ", ".join(shown) + more)
+        other = "another one of them" if k == 1 else f"another set of {k} of them"
+        which = (f"drop {listed} (the last column of each dependency; {other} whose removal "
+                 "leaves full rank does as well)")
+    involved = sorted(involved)
+    raise RankDeficientError(
+        f"{name} does not have full column rank (rank {rank} of {p} columns): columns "
+        f"{', '.join(label(int(j)) for j in involved)} are linearly dependent (e.g. an "
+        "intercept together with a column for every level of a factor, or one factor nested "
+        f"within another). The usual remedy: drop one column per dependency ({k} here), which "
+        "sets that level's effect to zero (as Mrode sets HYS 1 = HYS 3 = 0 in Example 5.1): "
+        f"{which}. Estimable functions of the fixed effects (such as the fitted values Xb) "
+        "and the BLUPs of the random effects do not depend on which levels are set to zero."
+    )
 
 
 def rows_like_y(A: Labelled, name: str, y_ids: pd.Index | None, n: int) -> Matrix:

@@ -393,3 +393,22 @@ def test_simulated_livestock_follows_its_model():
     resid = r["y"] - herd_mean - (fitted - pd.Series(fitted).groupby(r["herd"].to_numpy())
                                   .transform("mean").to_numpy())
     assert resid.var() == pytest.approx(30.0, rel=0.2)
+
+
+def test_rank_check_of_a_sparse_x_works_block_by_block():
+    # 3,000 herd-years on their own records (each a block of one column) beside two confounded
+    # factors on other records: the dependency is found in its block and named, with which
+    # column to drop; the herd-years are not involved
+    from lmmbook import _checks
+
+    rng = np.random.default_rng(1)
+    hy = lmmbook.incidence(np.r_[np.arange(3_000), rng.integers(0, 3_000, 6_000)]).matrix
+    season = rng.integers(0, 2, 500)
+    nested = sp.hstack([lmmbook.incidence(season).matrix,
+                        lmmbook.incidence(season + 2).matrix])  # parity = season + 2
+    X = sp.block_diag([hy, nested], format="csr")
+    names = pd.Index([f"hy{j}" for j in range(3_000)] + ["s0", "s1", "p2", "p3"])
+    with pytest.raises(lmmbook.RankDeficientError, match=r"rank 3002 of 3004.*columns 's0', "
+                       r"'s1', 'p2', 'p3' are linearly dependent.*drop 'p2' and 'p3'"):
+        _checks.full_column_rank("X", X, names)
+    _checks.full_column_rank("X", X[:, :3_002], names[:3_002])  # one factor per block: passes
