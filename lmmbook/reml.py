@@ -516,7 +516,7 @@ def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names) 
     v_inv_r = state.Py  # P y = V^-1 (y - X b)
     u = [u_a for e, G0 in zip(entries, blocks, strict=True)
          for u_a in _blup(e, observed, G0, v_inv_r)]
-    PH = [state.P @ H for H in Hs]
+    PH = [state.P @ H for H in Hs[:-1]] + [state.P]  # the residual's H is I
     info = 0.5 * np.array([[np.sum(A * B.T) for B in PH] for A in PH])
     return {"G0": blocks, "sigma2_e": state.theta[-1], "loglik": state.loglik, "b": state.b,
             "b_se": np.sqrt(np.diag(state.XtVinvX_inv)) if p else np.zeros(0), "u": u,
