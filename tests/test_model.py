@@ -412,3 +412,23 @@ def test_rank_check_of_a_sparse_x_works_block_by_block():
                        r"'s1', 'p2', 'p3' are linearly dependent.*drop 'p2' and 'p3'"):
         _checks.full_column_rank("X", X, names)
     _checks.full_column_rank("X", X[:, :3_002], names[:3_002])  # one factor per block: passes
+
+
+def test_reml_of_two_uncorrelated_effects_maximises_the_dense_likelihood():
+    y, X, Z, A = maternal_data(2, n_dams=50, offspring_per_dam=4, G0=30.0, sigma2_c=15.0,
+                               sigma2_e=30.0)
+    (Zd, _), Zc = Z
+    fit = lmmbook.reml(y, X, [Zd, Zc], [A, None], method="ai")
+    assert fit.converged and fit.boundary is None
+    Hs = [Zd @ A @ Zd.T, Zc @ Zc.T]
+    theta = np.array([*fit.sigma2_u, fit.sigma2_e])
+    score, _ = reml_score_and_information(y, X, Hs, theta)
+    np.testing.assert_allclose(score * theta.sum(), 0, atol=1e-5)
+
+    def negative(x):
+        return -reml_loglik(y, X, Hs, x**2)
+
+    best = opt.minimize(negative, np.sqrt(np.full(3, np.var(y) / 3)), method="BFGS",
+                        options={"gtol": 1e-9})
+    assert -best.fun == pytest.approx(fit.loglik, abs=1e-6)
+    np.testing.assert_allclose(best.x**2, theta, rtol=1e-3)
