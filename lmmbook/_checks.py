@@ -257,7 +257,8 @@ def full_column_rank(name: str, X: Matrix, columns: pd.Index | None,
     involved = sorted(involved)
     raise RankDeficientError(
         f"{name} does not have full column rank (rank {rank} of {p} columns): columns "
-        f"{', '.join(label(int(j)) for j in involved)} are linearly dependent (e.g. an "
+        f"{', '.join(label(int(j)) if columns is not None else str(j) for j in involved)} are "
+        "linearly dependent (e.g. an "
         "intercept together with a column for every level of a factor, or one factor nested "
         f"within another). The usual remedy: drop one column per dependency ({k} here), which "
         "sets that level's effect to zero (as Mrode sets HYS 1 = HYS 3 = 0 in Example 5.1): "

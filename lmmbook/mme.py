@@ -225,8 +225,9 @@ def solve_mme(
     Notes
     -----
     Chapter 1, equation ``(eq-mme)``; Henderson (1975). With several random effects, chapter 4,
-    equation ``(eq-general-mme)``: C = [X W]'[X W] + blockdiag(0, sigma2_e G^-1) with W all
-    designs side by side and G^-1 = blockdiag(G0_r^-1 kron K_r^-1); Henderson (1984).
+    equation ``(eq-general-mme)``: C = [X Z_all]'[X Z_all] + blockdiag(0, sigma2_e Sigma_u^-1)
+    with Z_all all designs side by side and Sigma_u^-1 = blockdiag(G0_r^-1 kron K_r^-1);
+    Henderson (1984).
 
     Inputs are aligned by position, except where they carry IDs: when y is a Series, DataFrame
     rows of X and Z are joined to it by index; Z's column labels (DataFrame columns or
@@ -292,14 +293,14 @@ def solve_mme(
     _checks.full_column_rank("X", X_o, Xl.columns)
 
     sparse = sp.issparse(X_values) or effects.sparse
-    W_o = model.observed_design(effects, observed, sparse)
+    Z_all_o = model.observed_design(effects, observed, sparse)
     n_u = effects.size
     n_iter = residuals = None
     if method == "pcg":
         compute_pev = False
         _check_structures(effects, dense_cholesky=False)
-        C, XW = model.coefficient_matrix(X_o, W_o, effects, G0s, sigma2_e, sparse=True)
-        solution, residuals = _pcg(C, XW.T @ y_o,
+        C, XZ = model.coefficient_matrix(X_o, Z_all_o, effects, G0s, sigma2_e, sparse=True)
+        solution, residuals = _pcg(C, XZ.T @ y_o,
                                    _preconditioner(C, n_b, effects, preconditioner), tol,
                                    maxiter or min(n_b + n_u, 100_000))
         n_iter = len(residuals) - 1
@@ -307,9 +308,9 @@ def solve_mme(
         if compute_pev is None:
             compute_pev = not sparse or n_u <= PEV_AUTO_MAX_LEVELS
         factors = _check_structures(effects, dense_cholesky=not sparse)
-        C, XW = model.coefficient_matrix(X_o, W_o, effects, G0s, sigma2_e, sparse)
+        C, XZ = model.coefficient_matrix(X_o, Z_all_o, effects, G0s, sigma2_e, sparse)
         solver = (_SparseSolver if sparse else _DenseSolver)(C)
-        solution = solver.solve(XW.T @ y_o)
+        solution = solver.solve(XZ.T @ y_o)
     b = solution[:n_b]
     u = _split(solution[n_b:], effects)
 
@@ -438,7 +439,7 @@ def _k_diagonal(entry: model.RandomEffect, chol) -> np.ndarray:
 
 
 class _DenseSolver:
-    """C = [X W]'[X W] + blockdiag(0, sigma2_e G^-1) by Cholesky (chapter 1)."""
+    """C = [X Z_all]'[X Z_all] + blockdiag(0, sigma2_e Sigma_u^-1) by Cholesky (chapter 1)."""
 
     def __init__(self, C):
         self.size = C.shape[0]

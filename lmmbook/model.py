@@ -12,11 +12,12 @@ maternal genetic effects of an animal), and the stacked vector u_r = (u_r1', ...
 
 G0_r the (k_r, k_r) covariance matrix of the effects and K_r the covariance structure of the
 levels (A, G, or the identity). Effects of different entries are uncorrelated. Writing
-W = [Z_11 ... Z_1k | Z_21 ...] for all designs side by side and
-G^-1 = blockdiag(G0_r^-1 kron K_r^-1), Henderson's equations multiplied through by sigma2_e are
+Z_all = [Z_11 ... Z_1k | Z_21 ...] for all designs side by side and
+Sigma_u^-1 = blockdiag(G0_r^-1 kron K_r^-1), Henderson's equations multiplied through by
+sigma2_e are
 
-    [ X'X   X'W                  ] [b]   [X'y]
-    [ W'X   W'W + sigma2_e G^-1  ] [u] = [W'y],
+    [ X'X       X'Z_all                            ] [b]   [X'y    ]
+    [ Z_all'X   Z_all'Z_all + sigma2_e Sigma_u^-1  ] [u] = [Z_all'y],
 
 which for one effect are chapter 1's with lambda = sigma2_e / sigma2_u. :func:`lmmbook.solve_mme`
 solves them, :func:`lmmbook.reml` estimates every G0_r and sigma2_e, both from the description
@@ -307,37 +308,38 @@ def structure_inverse(entry: RandomEffect) -> Matrix:
 
 
 def observed_design(effects: RandomEffects, observed: np.ndarray, sparse: bool) -> Matrix:
-    """W = [Z_11 ... Z_1k | Z_21 ...] on the observed records, effect by effect."""
+    """Z_all = [Z_11 ... Z_1k | Z_21 ...] on the observed records, effect by effect."""
     blocks = [d[observed] for e in effects.entries for d in e.designs]
     if sparse:
         return sp.hstack([sp.csr_array(b) for b in blocks], format="csr")
     return np.hstack([_checks.dense(b) for b in blocks])
 
 
-def coefficient_matrix(X_o: Matrix, W_o: Matrix, effects: RandomEffects,
+def coefficient_matrix(X_o: Matrix, Z_all_o: Matrix, effects: RandomEffects,
                        G0s: Sequence[np.ndarray], sigma2_e: float, sparse: bool):
-    """C = [X W]'[X W] + blockdiag(0, sigma2_e G^-1) and [X W] (chapter 4, ``(eq-general-mme)``).
+    """C = [X Z_all]'[X Z_all] + blockdiag(0, sigma2_e Sigma_u^-1), and [X Z_all] (chapter 4,
+    ``(eq-general-mme)``).
 
     Dense when every input is dense, else sparse CSC.
     """
     n_b = X_o.shape[1]
     if sparse:
-        XW = sp.hstack([sp.csr_array(X_o), sp.csr_array(W_o)], format="csr")
+        XZ = sp.hstack([sp.csr_array(X_o), sp.csr_array(Z_all_o)], format="csr")
         blocks = [sp.csc_array((n_b, n_b))]
         for entry, G0 in zip(effects.entries, G0s, strict=True):
             blocks.append(sp.kron(sigma2_e * np.linalg.inv(G0),
                                   sp.csc_array(structure_inverse(entry)), format="csc"))
-        C = (XW.T @ XW + sp.block_diag(blocks, format="csc")).tocsc()
-        return C, XW
-    XW = np.hstack([_checks.dense(X_o), _checks.dense(W_o)])
-    C = XW.T @ XW
+        C = (XZ.T @ XZ + sp.block_diag(blocks, format="csc")).tocsc()
+        return C, XZ
+    XZ = np.hstack([_checks.dense(X_o), _checks.dense(Z_all_o)])
+    C = XZ.T @ XZ
     start = n_b
     for entry, G0 in zip(effects.entries, G0s, strict=True):
         K_inv = _checks.dense(structure_inverse(entry))
         C[start:start + entry.size, start:start + entry.size] += np.kron(
             sigma2_e * np.linalg.inv(G0), K_inv)
         start += entry.size
-    return C, XW
+    return C, XZ
 
 
 def variance_parts(entry: RandomEffect, observed: np.ndarray) -> list[np.ndarray]:

@@ -272,9 +272,11 @@ def reml(
     (V_s = Z_a K Z_b' + Z_b K Z_a' for the covariance of designs a and b), so the AI and EM
     formulas of chapter 2 apply unchanged; the EM update of a whole G0 is
     G0 + G0 (Q - T) G0 / q with Q_ab = (Z_a'Py)' K (Z_b'Py) and T_ab = tr(P Z_a K Z_b')
-    (chapter 4, ``(eq-em-g0)``), which keeps G0 positive semi-definite. An AI step that would take
-    a G0 out of the positive semi-definite cone is shortened. These methods work with the n x n
-    matrix V, O(n^3) per iteration: meant for up to a few thousand records.
+    (chapter 4, ``(eq-em-g0)``), which keeps G0 positive semi-definite. AI steps a G0 through its
+    Cholesky factor L (G0 = L L'), with the curvature the factorisation adds, so that its iterates
+    never leave the positive semi-definite cone and an optimum on its edge (a correlation of +-1)
+    is reached and reported. These methods work with the n x n matrix V, O(n^3) per iteration:
+    meant for up to a few thousand records.
 
     Examples
     --------
@@ -541,6 +543,8 @@ def _boundary(theta, layout: _Layout, entries, names) -> str | None:
         start = sum(layout.ks[:r])
         parts.append(f"G0 of ({', '.join(names[start:start + layout.ks[r]])}) singular "
                      "(a correlation of +-1)")
+    if theta[-1] <= 2 * floor:
+        parts.append("sigma2_e = 0")
     return "; ".join(parts) or None
 
 

@@ -432,3 +432,18 @@ def test_reml_of_two_uncorrelated_effects_maximises_the_dense_likelihood():
                         options={"gtol": 1e-9})
     assert -best.fun == pytest.approx(fit.loglik, abs=1e-6)
     np.testing.assert_allclose(best.x**2, theta, rtol=1e-3)
+
+
+def test_a_residual_variance_on_its_floor_is_reported():
+    # a sample whose optimum puts sigma2_e at 0 (and the direct-maternal correlation at -1)
+    d = lmmbook.simulate_livestock(2, 100, 5, offspring_per_dam=2,
+                                   G0=np.array([[30.0, -6.0], [-6.0, 12.0]]), sigma2_c=10.0,
+                                   sigma2_e=54.0, n_herds=10, seed=4)
+    r = d.records
+    ped = lmmbook.Pedigree(d.pedigree["animal"], d.pedigree["sire"], d.pedigree["dam"])
+    fit = lmmbook.reml(r["y"], lmmbook.incidence(r["herd"]),
+                       [(ped.incidence(r["animal"]), ped.incidence(r["dam"])),
+                        lmmbook.incidence(r["dam"])], [ped.A(), None], method="ai",
+                       names=["direct", "maternal", "pe"])
+    assert fit.converged and fit.sigma2_e < 1e-6 * np.var(r["y"])
+    assert "sigma2_e = 0" in fit.boundary
