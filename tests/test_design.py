@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import lmmbook
 from lmmbook import _checks, design
+from lmmbook.datasets import mrode_example_5_1
 from lmmbook.design import fixed_design
 from lmmbook.errors import DuplicateIdError, InputError, RankDeficientError, UnknownIdError
 
@@ -78,12 +79,8 @@ def test_missing_level_refused():
 
 # Mrode & Pocrnic (2023), Example 5.1 (../shared/examples/mrode-4ed/ex-05-1.md): fat yield of
 # cows 4-8 in two lactations, with herd-year-season (HYS) and parity as fixed effects.
-MRODE_5_1 = pd.DataFrame(
-    {"cow": [4, 4, 5, 5, 6, 6, 7, 7, 8, 8], "parity": [1, 2, 1, 2, 1, 2, 1, 2, 1, 2],
-     "hys": [1, 3, 1, 4, 2, 3, 1, 3, 2, 4],
-     "fat_yield": [201.0, 280, 150, 200, 160, 190, 180, 250, 285, 300]},
-    index=pd.Index([f"rec{i}" for i in range(1, 11)], name="record"),
-)
+MRODE_5_1 = mrode_example_5_1().records.set_index(
+    pd.Index([f"rec{i}" for i in range(1, 11)], name="record"))
 
 
 def test_formula_with_intercept_is_the_incidence_without_reference_levels():
