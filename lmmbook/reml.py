@@ -676,14 +676,14 @@ def _theta_of(phi: np.ndarray, layout: _Layout) -> np.ndarray:
 def _free_step(state: _VState, layout: _Layout, newton, score_phi, floor):
     """The Newton step with variances that would fall below their floor held there (an active
     set: this is how AI reaches a boundary estimate such as sigma2_u = 0); None if singular."""
-    single = layout.is_variance & _single_mask(layout)
+    single = _single_mask(layout)
     free = np.ones(len(score_phi), dtype=bool)
     step = np.zeros(len(score_phi))
     for _ in range(len(score_phi)):
         try:
             step[free] = np.linalg.solve(newton[np.ix_(free, free)], score_phi[free])
         except np.linalg.LinAlgError:
-            return None, free
+            return None
         step[~free] = floor - state.theta[~free]
         blocked = free & single & (state.theta + step < floor)
         if not blocked.any():
@@ -691,7 +691,7 @@ def _free_step(state: _VState, layout: _Layout, newton, score_phi, floor):
         free &= ~blocked
         if not free.any():
             break
-    return step, free
+    return step
 
 
 def _single_mask(layout: _Layout) -> np.ndarray:
@@ -784,7 +784,7 @@ def _ai_step(state: _VState, layout: _Layout) -> _VState:
     """
     phi, _, newton, score_phi = _newton(state, layout)
     floor = _FLOOR * np.sum(state.theta[layout.is_variance])
-    step, _ = _free_step(state, layout, newton, score_phi, floor)
+    step = _free_step(state, layout, newton, score_phi, floor)
     if step is None:
         return _em_step(state, layout)
     single = _single_mask(layout)
