@@ -11,6 +11,7 @@ from .errors import (
     DuplicateIdError,
     InputError,
     LmmbookError,
+    LmmbookWarning,
     NonFiniteError,
     NotPositiveDefiniteError,
     PedigreeError,
@@ -28,6 +29,15 @@ from .reml import REMLResult, reml
 from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
 from .simulate_genomes import Population, simulate_population
 from .simulate_records import LivestockData, simulate_livestock
+from .singlestep import (
+    APYInverse,
+    H_inverse,
+    SSGBLUPResult,
+    TunedG,
+    apy_inverse,
+    ssgblup,
+    tune_genomic,
+)
 from .snpblup import SNPBLUPResult, backsolve_snp_effects, snp_blup
 from .validation import (
     FoldEstimate,
@@ -40,6 +50,14 @@ from .validation import (
 __version__ = "0.3.0"
 
 __all__ = [
+    "APYInverse",
+    "H_inverse",
+    "SSGBLUPResult",
+    "TunedG",
+    "apy_inverse",
+    "ssgblup",
+    "tune_genomic",
+    "LmmbookWarning",
     "CVResult",
     "ConvergenceError",
     "DuplicateIdError",

@@ -330,3 +330,53 @@ def a_inverse_csc(sire, dam, alpha):
         _sort_column(indices, data, start, nnz)
         indptr[c + 1] = nnz
     return indptr, indices[:nnz], data[:nnz]
+
+
+@njit(cache=True)
+def ancestry(sire, dam, rows):
+    """Mark ``rows`` and all their ancestors: one pass from the youngest animal to the oldest."""
+    n = len(sire)
+    keep = np.zeros(n, np.bool_)
+    for r in rows:
+        keep[r] = True
+    for i in range(n - 1, -1, -1):
+        if keep[i]:
+            if sire[i] >= 0:
+                keep[sire[i]] = True
+            if dam[i] >= 0:
+                keep[dam[i]] = True
+    return keep
+
+
+@njit(parallel=True, cache=True)
+def a_times(sire, dam, d, X):
+    """A X in place, A = T D T' with T = (I - P)^-1 (Colleau 2002), never forming A.
+
+    Backwards (offspring before parents) X becomes T' X: each animal passes half of its value to
+    each parent; then forwards (parents first) each row becomes d_i times its value plus half of
+    its parents' new values. Two passes over the pedigree per column, in blocks of 8 columns per
+    thread (each thread owns its columns, so no two threads write one entry).
+    """
+    n, k = X.shape
+    width = 8
+    for b in prange((k + width - 1) // width):
+        lo = b * width
+        hi = min(k, lo + width)
+        for i in range(n - 1, -1, -1):
+            s, m = sire[i], dam[i]
+            for j in range(lo, hi):
+                half = 0.5 * X[i, j]
+                if s >= 0:
+                    X[s, j] += half
+                if m >= 0:
+                    X[m, j] += half
+        for i in range(n):
+            s, m = sire[i], dam[i]
+            for j in range(lo, hi):
+                value = d[i] * X[i, j]
+                if s >= 0:
+                    value += 0.5 * X[s, j]
+                if m >= 0:
+                    value += 0.5 * X[m, j]
+                X[i, j] = value
+    return X

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["MrodeExample", "dyestuff", "mrode_example_3_1", "mrode_example_5_1",
-           "mrode_example_5_2", "mrode_example_8_1"]
+           "mrode_example_5_2", "mrode_example_8_1", "mrode_example_12_1",
+           "mrode_example_12_2"]
 
 
 def mrode_example_3_1() -> pd.DataFrame:
@@ -95,11 +96,15 @@ class MrodeExample:
         One row per record, columns as named in the book's table.
     variances : dict
         The variance components (and covariances) the book analyses the example with.
+    genotypes : pandas.DataFrame or None
+        Allele counts (0/1/2), one row per genotyped animal (indexed by its ID), one column per
+        SNP; None for examples without genotypes.
     """
 
     pedigree: pd.DataFrame
     records: pd.DataFrame
     variances: dict = field(default_factory=dict)
+    genotypes: pd.DataFrame | None = None
 
 
 def _csv(text: str) -> pd.DataFrame:
@@ -256,3 +261,90 @@ calf,dam,herd,pen,birth_weight
     return MrodeExample(pedigree, records,
                         {"G0": np.array([[150.0, -40.0], [-40.0, 90.0]]), "sigma2_pe": 40.0,
                          "sigma2_e": 350.0})
+
+
+def mrode_example_12_1() -> MrodeExample:
+    """Fat DYD of fourteen genotyped bulls and their ancestors: single-step GBLUP, Example 12.1.
+
+    Returns
+    -------
+    MrodeExample
+        26 animals (1-12 ungenotyped ancestors; bulls 13-26 genotyped for ten SNPs); records of
+        the 14 bulls with ``bull``, ``role`` ("reference" for 13-20, "candidate" for 21-26, whose
+        DYD serve only for validation), ``dyd`` (kg of fat) and ``edc``; ``genotypes`` (14 x 10,
+        indexed by bull); variances ``sigma2_a`` = 35.241 and ``sigma2_e`` = 245.
+
+    Notes
+    -----
+    Mrode & Pocrnic (2023), Section 12.2 (Aguilar et al. 2010; Christensen & Lund 2010): G by
+    VanRaden's first method with the bulls' allele frequencies, blended 0.95 G + 0.05 A22 and
+    tuned to A22 (Chen et al. 2011). The same data serve Example 12.2 (APY,
+    :func:`mrode_example_12_2`).
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mrode_example_12_1
+    >>> ex = mrode_example_12_1()
+    >>> len(ex.pedigree), ex.genotypes.shape, int((ex.records["role"] == "reference").sum())
+    (26, (14, 10), 8)
+    """
+    pedigree = _founders_and(14, """
+15,13,4
+16,15,2
+17,15,5
+18,14,6
+19,14,9
+20,14,9
+21,1,3
+22,14,8
+23,14,11
+24,14,10
+25,14,7
+26,14,12""")
+    table = _csv("""
+bull,role,dyd,edc,snp1,snp2,snp3,snp4,snp5,snp6,snp7,snp8,snp9,snp10
+13,reference,9.0,558,2,0,1,1,0,0,0,2,1,2
+14,reference,13.4,722,1,0,0,0,0,2,0,2,1,0
+15,reference,12.7,300,1,1,2,1,1,0,0,2,1,2
+16,reference,15.4,73,0,0,2,1,0,1,0,2,2,1
+17,reference,5.9,52,0,1,1,2,0,0,0,2,1,2
+18,reference,7.7,87,1,1,0,1,0,2,0,2,2,1
+19,reference,10.2,64,0,0,1,1,0,2,0,2,2,0
+20,reference,4.8,103,0,1,1,0,0,1,0,2,2,0
+21,candidate,7.6,13,2,0,0,0,0,1,2,2,1,2
+22,candidate,8.8,125,0,0,0,1,1,2,0,2,0,0
+23,candidate,9.8,93,0,1,1,0,0,1,0,2,2,1
+24,candidate,9.2,66,1,0,0,0,1,1,0,2,0,0
+25,candidate,11.5,75,0,0,0,1,1,2,0,2,1,0
+26,candidate,13.3,33,1,0,1,1,0,2,0,1,0,0""")
+    snps = [f"snp{i}" for i in range(1, 11)]
+    genotypes = table.set_index("bull")[snps].astype(float)
+    records = table.drop(columns=snps)
+    return MrodeExample(pedigree, records, {"sigma2_a": 35.241, "sigma2_e": 245.0}, genotypes)
+
+
+def mrode_example_12_2() -> MrodeExample:
+    """Example 12.1's bulls with the APY core of Example 12.2: bulls 15, 20, 22 and 26.
+
+    Returns
+    -------
+    MrodeExample
+        As :func:`mrode_example_12_1`, with a column ``apy_set`` ("core" or "noncore") in
+        ``records``.
+
+    Notes
+    -----
+    Mrode & Pocrnic (2023), Section 12.4 (Misztal et al. 2014): the APY inverse of the unblended
+    G, and GBLUP with it. The book prints G_APY^-1 with the core first.
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mrode_example_12_2
+    >>> ex = mrode_example_12_2()
+    >>> ex.records.loc[ex.records["apy_set"] == "core", "bull"].tolist()
+    [15, 20, 22, 26]
+    """
+    ex = mrode_example_12_1()
+    records = ex.records.assign(
+        apy_set=np.where(ex.records["bull"].isin([15, 20, 22, 26]), "core", "noncore"))
+    return MrodeExample(ex.pedigree, records, ex.variances, ex.genotypes)

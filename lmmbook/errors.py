@@ -33,6 +33,7 @@ __all__ = [
     "PedigreeError",
     "UnknownIdError",
     "DuplicateIdError",
+    "LmmbookWarning",
 ]
 
 
@@ -82,6 +83,10 @@ class UnknownIdError(IdError):
 
 class DuplicateIdError(IdError):
     """An ID occurs more than once where each ID must be unique."""
+
+
+class LmmbookWarning(UserWarning):
+    """Something lmmbook did not refuse but the user should know (the message says what to do)."""
 
 
 def format_ids(ids: Iterable[object], limit: int = 5) -> str:

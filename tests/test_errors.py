@@ -5,6 +5,9 @@ from lmmbook import errors
 def test_one_hierarchy():
     for name in errors.__all__:
         cls = getattr(errors, name)
+        if cls is errors.LmmbookWarning:  # a warning, not an error: what lmmbook did not refuse
+            assert issubclass(cls, UserWarning) and not issubclass(cls, errors.LmmbookError)
+            continue
         assert issubclass(cls, errors.LmmbookError)
         if cls is errors.ConvergenceError:
             assert issubclass(cls, RuntimeError)  # not an input error: the input was valid
