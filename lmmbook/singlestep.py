@@ -236,7 +236,8 @@ class APYInverse:
 
     def toarray(self) -> np.ndarray:
         """The dense (n_g, n_g) matrix, for small examples."""
-        return self @ np.eye(self.shape[0])
+        out = self @ np.eye(self.shape[0])
+        return 0.5 * (out + out.T)  # exactly symmetric (the blocks round differently)
 
     def __array__(self, dtype=None, copy=None):
         return self.toarray().astype(dtype) if dtype is not None else self.toarray()
@@ -297,6 +298,7 @@ def _core_rows(core: Any, ids: Any, n: int) -> np.ndarray:
     core = np.atleast_1d(np.asarray(core, dtype=object if ids is not None else None))
     if len(core) == 0:
         raise InputError("the APY core is empty: give at least one core animal.")
+    _checks.unique_ids("the APY core", pd.Index(core))  # by ID, before IDs become rows
     if ids is not None:
         index = pd.Index(np.asarray(ids))
         _checks.unique_ids("ids", index)
@@ -319,6 +321,8 @@ def _core_rows(core: Any, ids: Any, n: int) -> np.ndarray:
 def _apy(G_cc, G_nc, g_nn, core, noncore, noncore_ids) -> APYInverse:
     try:
         L = la.cholesky(G_cc, lower=True)
+        if _zero_pivot(np.diag(L), G_cc):
+            raise la.LinAlgError
     except la.LinAlgError:
         lam = np.linalg.eigvalsh(G_cc)
         raise NotPositiveDefiniteError(
@@ -416,7 +420,7 @@ def _spd_inverse(K: np.ndarray, what: str, hint: str) -> np.ndarray:
     """K^-1 of a symmetric positive definite K through its Cholesky factor (LAPACK potrf and
     potri: n^3 flops, half those of an LU inverse)."""
     c, info = la.lapack.dpotrf(K, lower=1)
-    if info != 0:
+    if info != 0 or _zero_pivot(np.diag(c), K):
         lam = float(np.linalg.eigvalsh(K)[0])
         raise NotPositiveDefiniteError(
             f"{what} is not positive definite (smallest eigenvalue {lam:.3g}). {hint}")
@@ -424,6 +428,13 @@ def _spd_inverse(K: np.ndarray, what: str, hint: str) -> np.ndarray:
     il = np.tril_indices(len(K), -1)
     inv[il[1], il[0]] = inv[il]
     return inv
+
+
+def _zero_pivot(L_diag: np.ndarray, K: np.ndarray) -> bool:
+    """Whether a Cholesky factor that did not fail is that of a singular matrix: rounding can
+    leave a last pivot of about n eps max K_ii instead of a failure; below 1000 times that, the
+    inverse would be noise."""
+    return bool(np.min(L_diag**2) <= 1e3 * len(K) * np.finfo(float).eps * np.max(np.diag(K)))
 
 
 def _add_block(A_inv: sp.csc_array, rows: np.ndarray, block: np.ndarray) -> sp.csc_array:

@@ -86,3 +86,62 @@ def gls_blup_general(y, X, designs, G, sigma2_e):
     u = G @ W.T @ V_inv @ (y - X @ b)
     pev = np.diag(G - G @ W.T @ P @ W @ G)
     return b, u, pev
+
+
+def vanraden_G(M, p=None):
+    """G = (M - 2p)(M - 2p)' / (2 sum p (1 - p)), VanRaden's (2008) first method (chapter 5), with
+    the allele frequencies p of M's rows unless given; complete 0/1/2 genotypes."""
+    M = np.asarray(M, dtype=float)
+    p = M.mean(axis=0) / 2 if p is None else np.asarray(p, dtype=float)
+    W = M - 2 * p
+    return W @ W.T / (2 * np.sum(p * (1 - p)))
+
+
+def tuned_G(G, A22, blend=0.0, tune=True):
+    """G_t = a + b G_b with G_b = (1 - blend) G + blend A22 and (a, b) solving the two defining
+    equations mean diag(G_t) = mean diag(A22) and mean(G_t) = mean(A22) (Chen et al. 2011);
+    a = 0, b = 1 without tuning. Returns G_t, a, b."""
+    G_b = (1 - blend) * np.asarray(G, dtype=float) + blend * np.asarray(A22, dtype=float)
+    if not tune:
+        return G_b, 0.0, 1.0
+    lhs = np.array([[1.0, np.mean(np.diag(G_b))], [1.0, np.mean(G_b)]])
+    a, b = np.linalg.solve(lhs, [np.mean(np.diag(A22)), np.mean(A22)])
+    return a + b * G_b, a, b
+
+
+def single_step_H(A, g, G):
+    """H of Legarra et al. (2009) over all animals, in A's order: g the rows of the genotyped
+    animals, G their genomic relationships (in the order of g), 1 the others:
+    H11 = A11 + A12 A22^-1 (G - A22) A22^-1 A21, H12 = A12 A22^-1 G, H22 = G."""
+    A = np.asarray(A, dtype=float)
+    g = np.asarray(g)
+    o = np.setdiff1d(np.arange(len(A)), g)
+    A11, A12, A22 = A[np.ix_(o, o)], A[np.ix_(o, g)], A[np.ix_(g, g)]
+    A22_inv = np.linalg.inv(A22)
+    H = np.empty_like(A)
+    H[np.ix_(o, o)] = A11 + A12 @ A22_inv @ (G - A22) @ A22_inv @ A12.T
+    H[np.ix_(o, g)] = A12 @ A22_inv @ G
+    H[np.ix_(g, o)] = G @ A22_inv @ A12.T
+    H[np.ix_(g, g)] = G
+    return H
+
+
+def apy_inverse_dense(G, core):
+    """The APY inverse of Misztal et al. (2014) from its block formula, in G's order: with c the
+    core rows and n the others, M_nn = diag(g_ii - g_ic G_cc^-1 g_ci),
+    G_APY^-1 = [[G_cc^-1 + G_cc^-1 G_cn M_nn^-1 G_nc G_cc^-1, -G_cc^-1 G_cn M_nn^-1],
+                [-M_nn^-1 G_nc G_cc^-1, M_nn^-1]].
+    Returns the inverse and diag(M_nn) (non-core animals in G's order)."""
+    G = np.asarray(G, dtype=float)
+    c = np.asarray(core)
+    n = np.setdiff1d(np.arange(len(G)), c)
+    G_cc_inv = np.linalg.inv(G[np.ix_(c, c)])
+    G_cn = G[np.ix_(c, n)]
+    m = np.diag(G)[n] - np.diag(G_cn.T @ G_cc_inv @ G_cn)
+    M_inv = np.diag(1 / m)
+    out = np.empty_like(G)
+    out[np.ix_(c, c)] = G_cc_inv + G_cc_inv @ G_cn @ M_inv @ G_cn.T @ G_cc_inv
+    out[np.ix_(c, n)] = -G_cc_inv @ G_cn @ M_inv
+    out[np.ix_(n, c)] = out[np.ix_(c, n)].T
+    out[np.ix_(n, n)] = M_inv
+    return out, m

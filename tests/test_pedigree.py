@@ -313,3 +313,45 @@ def test_A_inverse_is_canonical_csc_of_henderson_rules(seed, n, selfing):
     stored[coo.row, coo.col] = True
     np.testing.assert_array_equal(stored, touched)
     np.testing.assert_allclose(A_inv.toarray(), ref, rtol=1e-13, atol=1e-13 * np.abs(ref).max())
+
+
+# ---- A22: the block of A among the genotyped animals, without A (Colleau's indirect method) -----
+
+@settings(max_examples=40)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 50), st.booleans(), st.floats(0.05, 1.0),
+       st.booleans())
+def test_A22_is_the_block_of_the_tabular_A(seed, n, selfing, share, founder):
+    """Any subset, in any order, founders included, with inbreeding and selfing: A22 is A[g][:, g]
+    of the tabular method (tests/reference.py); over the subset's ancestors only."""
+    ped = lmmbook.Pedigree.from_frame(random_pedigree(seed, n, 0.2, selfing=selfing),
+                                      allow_selfing=selfing)
+    rng = np.random.default_rng(seed)
+    g = rng.choice(n, max(1, int(share * n)), replace=False)  # arbitrary order
+    if founder and 0 not in g:  # row 0 has no parents: it is a founder
+        g = np.insert(g, rng.integers(0, len(g) + 1), 0)
+    A = reference_A(ped)
+    A22 = ped.A22(ped.ids[g])
+    # values up to ~2, two passes of additions: round-off well below 1e-13
+    np.testing.assert_allclose(A22, A[np.ix_(g, g)], rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(A22, A22.T)
+    np.testing.assert_allclose(np.diag(A22), 1 + ped.inbreeding()[g], rtol=0, atol=1e-13)
+    perm = rng.permutation(len(g))
+    np.testing.assert_allclose(ped.A22(ped.ids[g[perm]]), A22[np.ix_(perm, perm)], rtol=0,
+                               atol=1e-14)
+
+
+def test_A22_of_string_ids_and_of_an_animal_without_ancestors_in_the_subset():
+    ped = lmmbook.Pedigree(["s", "d", "c1", "c2", "gc"], [None, None, "s", "s", "c1"],
+                           [None, None, "d", "d", "c2"])
+    # gc is the offspring of full sibs (F = 1/4); its grandparents s and d are not asked for
+    np.testing.assert_allclose(ped.A22(["gc", "c1", "s"]),
+                               [[1.25, 0.75, 0.5], [0.75, 1.0, 0.5], [0.5, 0.5, 1.0]], atol=1e-15)
+    np.testing.assert_allclose(ped.A22(["c2"]), [[1.0]])
+
+
+def test_A22_refuses_unknown_and_repeated_ids_by_name():
+    ped = lmmbook.Pedigree([1, 2, 3, 4], [0, 0, 1, 1], [0, 0, 2, 2])
+    with pytest.raises(UnknownIdError, match="9 is not in the pedigree"):
+        ped.A22([3, 9])
+    with pytest.raises(lmmbook.DuplicateIdError, match="3 is listed more than once"):
+        ped.A22([3, 4, 3])
