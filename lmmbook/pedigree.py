@@ -22,6 +22,9 @@ __all__ = ["Pedigree", "DEFAULT_MISSING", "DENSE_A_MAX"]
 #: Parent values that mean "unknown" unless the caller names others with ``missing=``.
 DEFAULT_MISSING = (None, "", 0, "0")
 
+#: ``Pedigree.A22`` computes its columns in blocks of at most this many numbers (256 MB).
+A22_BLOCK_ENTRIES = 2**25
+
 #: ``Pedigree.A()`` refuses pedigrees larger than this (A needs n^2 * 8 bytes: 3.2 GB at 20,000).
 DENSE_A_MAX = 20_000
 
@@ -190,7 +193,7 @@ class Pedigree:
         Colleau's (2002) indirect method: A x = T D T' x by two passes over the pedigree, for the
         columns of ``ids`` in blocks, over ``ids`` and their ancestors only (no other animal
         changes A22). Costs O(n_anc n_g) for n_anc ancestors, memory n_g^2 plus a block of
-        ``n_anc x`` at most 2**25 / n_anc columns (256 MB).
+        ``A22_BLOCK_ENTRIES / n_anc`` columns (256 MB).
 
         Raises
         ------
@@ -209,7 +212,7 @@ class Pedigree:
         part = self._ancestry_of(ids)
         n_g = len(part.rows)
         out = np.empty((n_g, n_g))
-        block = max(8, min(n_g, 2**25 // max(len(part.sire), 1)))
+        block = max(8, min(n_g, A22_BLOCK_ENTRIES // max(len(part.sire), 1)))
         for first in range(0, n_g, block):
             cols = part.rows[first:first + block]
             X = np.zeros((len(part.sire), len(cols)))

@@ -355,3 +355,17 @@ def test_A22_refuses_unknown_and_repeated_ids_by_name():
         ped.A22([3, 9])
     with pytest.raises(lmmbook.DuplicateIdError, match="3 is listed more than once"):
         ped.A22([3, 4, 3])
+
+
+def test_A22_in_several_column_blocks_equals_one_block(monkeypatch):
+    """Large pedigrees get A22 block by block (memory bounded by A22_BLOCK_ENTRIES): a block
+    limit that forces blocks of 8 columns (the smallest) and a ragged last block gives the
+    same matrix as one block."""
+    ped = lmmbook.Pedigree.from_frame(random_pedigree(7, 60, 0.2))
+    ids = np.random.default_rng(7).permutation(ped.ids)[:43]  # 43 = 5 blocks of 8 + 3
+    whole = ped.A22(ids)
+    monkeypatch.setattr(lmmbook.pedigree, "A22_BLOCK_ENTRIES", 1)
+    np.testing.assert_array_equal(ped.A22(ids), whole)
+    A = reference_A(ped)
+    rows = ped.index(ids)
+    np.testing.assert_allclose(whole, A[np.ix_(rows, rows)], rtol=0, atol=1e-13)
