@@ -24,6 +24,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from . import _checks, markers, mme
+from . import _marker_loops as marker_loops
 from .errors import (
     InputError,
     LmmbookWarning,
@@ -419,15 +420,14 @@ _A22_HINT = ("Two IDs of the same animal, or clones in the pedigree, make A22 si
 def _spd_inverse(K: np.ndarray, what: str, hint: str) -> np.ndarray:
     """K^-1 of a symmetric positive definite K through its Cholesky factor (LAPACK potrf and
     potri: n^3 flops, half those of an LU inverse)."""
-    c, info = la.lapack.dpotrf(K, lower=1)
+    # K.T of a symmetric C-ordered K is K in Fortran order: LAPACK's copy need not transpose
+    c, info = la.lapack.dpotrf(K.T if K.flags.c_contiguous else K, lower=1)
     if info != 0 or _zero_pivot(np.diag(c), K):
         lam = float(np.linalg.eigvalsh(K)[0])
         raise NotPositiveDefiniteError(
             f"{what} is not positive definite (smallest eigenvalue {lam:.3g}). {hint}")
-    inv, info = la.lapack.dpotri(c, lower=1)
-    il = np.tril_indices(len(K), -1)
-    inv[il[1], il[0]] = inv[il]
-    return inv
+    inv, info = la.lapack.dpotri(c, lower=1, overwrite_c=1)  # in place of c, a copy of K
+    return marker_loops.mirror_upper(inv.T)  # inv's lower triangle is inv.T's upper (C order)
 
 
 def _zero_pivot(L_diag: np.ndarray, K: np.ndarray) -> bool:
@@ -722,37 +722,37 @@ def _genomic_parts(pedigree, geno, g_ids, *, blend, tune, core, allele_freq,
     """G_t^-1 from the genotypes, without the whole G when an APY core is given."""
     p = geno.allele_freq if allele_freq is None else markers._frequencies(allele_freq,
                                                                           geno.M.shape[1])
-    W, _, k = markers.centred_polymorphic(geno, p)
     ancestry = pedigree._ancestry_of(g_ids)
     n_g = len(g_ids)
     one = np.zeros((len(ancestry.sire), 1))
     one[ancestry.rows, 0] = 1.0
-    A_means = (float(np.mean(1.0 + pedigree.inbreeding()[ancestry.keep[ancestry.rows]])),
-               float(ancestry.times(one)[ancestry.rows].sum()) / n_g**2)
-    g_diag = np.einsum("ij,ij->i", W, W) / k
-    col = W.sum(axis=0)
-    G_means = (float(np.mean(g_diag)), float(col @ col) / k / n_g**2)
     A_diag = 1.0 + pedigree.inbreeding()[ancestry.keep[ancestry.rows]]
+    A_means = (float(np.mean(A_diag)), float(ancestry.times(one)[ancestry.rows].sum()) / n_g**2)
     if core is None:
-        G = markers.cross_product(W, 1.0 / k)
-        A22 = pedigree.A22(g_ids)
-        off = ~np.eye(n_g, dtype=bool)
-        correlations = (_correlation(g_diag, A_diag), _correlation(G[off], A22[off]))
+        G, _ = markers.centred_cross_product(geno, p)  # exact float32 product if no call missing
+        g_diag = np.diag(G).copy()
+        G_means = (float(np.mean(g_diag)), float(np.mean(G)))
+        A22 = marker_loops.mirror_upper(_A_columns(ancestry, np.arange(n_g)))  # exactly symmetric
+        correlations = (_correlation(g_diag, A_diag),
+                        _offdiagonal_correlation(G, A22, np.arange(n_g)))
         _agree(*correlations, min_correlation)
-        if blend:
-            G *= 1.0 - blend
-            G += blend * A22
         a, b = _tuning(tune, _blended(G_means, A_means, blend), A_means)
-        G *= b
-        G += a
+        for rows in _row_blocks(n_g, n_g):  # G_t = a + b ((1 - blend) G + blend A22), in place
+            G_r = G[rows]
+            if blend:
+                G_r *= 1.0 - blend
+                G_r += blend * A22[rows]
+            G_r *= b
+            G_r += a
         G_t_inv = _spd_inverse(G, "G_t (G blended and tuned)", _G_HINT)
         return _GenomicParts(G_t_inv, None, A22, ancestry, a, b, blend, correlations)
 
     c = _core_rows(core, g_ids, n_g)
     nc = np.setdiff1d(np.arange(n_g), c)
-    W_c = W[c]
-    G_cc = markers.cross_product(W_c, 1.0 / k)
-    G_nc = (W[nc] @ W_c.T) / k
+    G_gc, g_diag, G_mean = _genomic_columns(geno, p, c)  # columns of G for the core
+    G_cc = marker_loops.mirror_upper(G_gc[c])  # exactly symmetric
+    G_nc = G_gc[nc]
+    G_means = (float(np.mean(g_diag)), G_mean)
     lam = np.linalg.eigvalsh(G_cc)
     rank = int(np.sum(lam > 1e-8 * lam[-1]))
     if rank < len(c):
@@ -761,14 +761,9 @@ def _genomic_parts(pedigree, geno, g_ids, *, blend, tune, core, allele_freq,
             f"about {rank} independent dimensions among them. Blending makes it invertible, but "
             f"a core larger than that adds nothing; a core of about {rank} animals suffices.",
             LmmbookWarning, stacklevel=3)
-    X = np.zeros((len(ancestry.sire), len(c)))
-    X[ancestry.rows[c], np.arange(len(c))] = 1.0
-    A_g_c = ancestry.times(X)[ancestry.rows]  # columns of A22 for the core
-    off_c = np.ones((n_g, len(c)), dtype=bool)
-    off_c[c, np.arange(len(c))] = False
-    G_gc = np.empty((n_g, len(c)))
-    G_gc[c], G_gc[nc] = G_cc, G_nc
-    correlations = (_correlation(g_diag, A_diag), _correlation(G_gc[off_c], A_g_c[off_c]))
+    A_g_c = _A_columns(ancestry, c)  # columns of A22 for the core
+    correlations = (_correlation(g_diag, A_diag), _offdiagonal_correlation(G_gc, A_g_c, c))
+    del G_gc
     _agree(*correlations, min_correlation)
     a, b = _tuning(tune, _blended(G_means, A_means, blend), A_means)
 
@@ -778,6 +773,95 @@ def _genomic_parts(pedigree, geno, g_ids, *, blend, tune, core, allele_freq,
     apy = _apy(scaled(G_cc, A_g_c[c]), scaled(G_nc, A_g_c[nc]), scaled(g_diag[nc], A_diag[nc]),
                c, nc, g_ids[nc])
     return _GenomicParts(None, apy, None, ancestry, a, b, blend, correlations)
+
+
+def _genomic_columns(geno, p, cols):
+    """G[:, cols], diag(G) and the mean of all elements of G (VanRaden's first G), without the
+    whole G. Without missing calls as :func:`markers.centred_cross_product`: M - round(2p) holds
+    the integers -2 to 2, whose products BLAS forms exactly in single precision, and one float64
+    pass corrects for the centring; with missing calls W in float64."""
+    M = geno.M
+    n, m = M.shape
+    if not np.all(geno.col_calls == n):
+        W, _, k = markers.centred_polymorphic(geno, p)
+        s = W.sum(axis=0)
+        return (W @ W[cols].T) / k, np.einsum("ij,ij->i", W, W) / k, float(s @ s) / k / n**2
+    poly, _, k = markers.marker_scaling(p, "vanraden1")  # raises if no marker is polymorphic
+    is_poly = np.zeros(m, bool)
+    is_poly[poly] = True
+    offset = np.where(is_poly, np.round(2.0 * p), np.nan)  # NaN: the marker is left out
+    rest = 2.0 * p - offset
+    f = np.where(is_poly, rest, 0.0)
+    C, squares, t = np.zeros((n, len(cols))), np.zeros(n), np.zeros(n)
+    s = np.zeros(m)
+    for start in range(0, m, markers.EXACT_CHUNK):
+        part = slice(start, start + markers.EXACT_CHUNK)
+        M_s, row_term = marker_loops.shifted_counts(M[:, part], offset[part], rest[part])
+        C += M_s @ M_s[cols].T  # float32, exact: integers below 2**24
+        squares += np.einsum("ij,ij->i", M_s, M_s)  # exact too
+        s[part] = M_s.sum(axis=0, dtype=np.float64) - n * f[part]
+        t += row_term
+        del M_s
+    t -= 0.5 * float(f @ f)  # W W' = M_s M_s' - t 1' - 1 t'
+    C -= t[:, None]
+    C -= t[cols]
+    C *= 1.0 / k
+    return C, (squares - 2.0 * t) / k, float(s @ s) / k / n**2
+
+
+def _A_columns(ancestry, cols) -> np.ndarray:
+    """A22[:, cols] (n_g, len(cols)) by Colleau's products over the genotyped animals and their
+    ancestors, in blocks of about 2**20 numbers (8 MB: the two passes' scattered reads stay in
+    cache) and at least 16 columns (8 per thread), held in one reused buffer."""
+    rows, n_a = ancestry.rows, len(ancestry.sire)
+    out = np.empty((len(rows), len(cols)))
+    width = max(1, min(len(cols), max(16, 2**20 // max(n_a, 1) // 16 * 16)))
+    X = np.empty((n_a, width))
+    for first in range(0, len(cols), width):
+        w = min(width, len(cols) - first)
+        if w < X.shape[1]:
+            X = np.empty((n_a, w))
+        X.fill(0.0)
+        X[rows[cols[first:first + w]], np.arange(w)] = 1.0
+        out[:, first:first + w] = ancestry.times(X)[rows]  # times works in place on X
+    return out
+
+
+def _row_blocks(n: int, width: int, numbers: int = 2**20):
+    """Slices of rows of an (n, width) array, about ``numbers`` elements (8 MB) each."""
+    step = max(1, numbers // max(width, 1))
+    return [slice(r, min(n, r + step)) for r in range(0, n, step)]
+
+
+def _offdiagonal_correlation(G_part: np.ndarray, A_part: np.ndarray, diag_rows) -> float:
+    """:func:`_correlation` of the elements of G_part and A_part off the diagonal, where column j's
+    diagonal element is in row diag_rows[j]: one pass over blocks of rows, without copying the
+    n^2 elements (sums of deviations from the first block's means)."""
+    n, width = G_part.shape
+    count = n * width - len(diag_rows)
+    if count < 3:
+        return float("nan")
+    sums = np.zeros(5)  # x, y, xx, yy, xy
+    lo, hi, shift = np.full(2, np.inf), np.full(2, -np.inf), None
+    for rows in _row_blocks(n, width):
+        keep = np.ones((rows.stop - rows.start, width), bool)
+        j = np.flatnonzero((diag_rows >= rows.start) & (diag_rows < rows.stop))
+        keep[diag_rows[j] - rows.start, j] = False
+        x, y = G_part[rows][keep], A_part[rows][keep]
+        if len(x) == 0:
+            continue
+        lo = np.minimum(lo, [x.min(), y.min()])
+        hi = np.maximum(hi, [x.max(), y.max()])
+        if shift is None:
+            shift = (x.mean(), y.mean())
+        x, y = x - shift[0], y - shift[1]
+        sums += [x.sum(), y.sum(), x @ x, y @ y, x @ y]
+    if np.any(hi - lo <= 1e-12):
+        return float("nan")
+    s_x, s_y, s_xx, s_yy, s_xy = sums
+    cov = s_xy - s_x * s_y / count
+    return float(np.clip(cov / np.sqrt((s_xx - s_x**2 / count) * (s_yy - s_y**2 / count)),
+                         -1.0, 1.0))
 
 
 def _blended(G_means, A_means, blend):
@@ -843,7 +927,7 @@ class _SingleStepMME:
         out = np.empty_like(s)
         out[:self.p] = self.X_o.T @ fitted
         z = np.zeros(self.n)
-        np.add.at(z, self.rows_o, fitted)
+        z[self.rows_o] = fitted  # one record per animal: rows_o has no repeats
         out[self.p:] = z + self.lam * self.H_inv_times(u)
         return out
 
