@@ -610,8 +610,9 @@ def test_singular_G_without_blending_is_refused(small):
     pr = small
     G = vanraden_G(pr.M)  # the genotyped animals' own frequencies: G 1 = 0
     assert np.linalg.eigvalsh(G)[0] < 1e-10
-    with pytest.raises(NotPositiveDefiniteError, match=r"G_t \(G blended and tuned\) is not "
-                       r"positive definite.*blend it with A22"):
+    # the message names the matrix inverted: G itself, neither blended nor tuned here
+    with pytest.raises(NotPositiveDefiniteError, match=r"G is not positive definite \(smallest "
+                       r"eigenvalue 0 up to rounding\).*blend it with A22"):
         lmmbook.H_inverse(pr.ped, G, pr.ids, min_correlation=None)
     with pytest.raises(NotPositiveDefiniteError, match="blend it with A22"):
         lmmbook.ssgblup(pr.y, pr.X, pr.ped, pr.M, pr.ids, **VARIANCES, blend=0.0, tune=None,
@@ -719,3 +720,33 @@ def test_other_bad_arguments(small):
     one = pd.Series([1.0, 2.0], index=pr.ped.ids[:2])
     with pytest.raises(InputError, match="more records than fixed effects: 2 and 2"):
         lmmbook.ssgblup(one, pr.X, pr.ped, pr.M, pr.ids, **VARIANCES)
+
+
+def test_only_the_off_diagonal_correlation_is_checked():
+    """A G whose diagonal disagrees with A22's (opposite trends in "inbreeding") but whose
+    relationships agree passes, with the diagonal correlation reported; the same relationships
+    attached to the wrong animals are refused."""
+    ped, ids, M, perm = half_sib_families()
+    G = vanraden_G(M)
+    A22 = ped.A22(ids)
+    G_odd = G.copy()
+    G_odd[np.diag_indices_from(G)] = 1.0 + np.linspace(0.2, -0.2, len(G))
+    A22_odd = A22.copy()
+    A22_odd[np.diag_indices_from(A22)] = 1.0 + np.linspace(-0.2, 0.2, len(G))
+    t = lmmbook.tune_genomic(G_odd, A22_odd, blend=0.05)  # not refused
+    assert t.diagonal_correlation < -0.99
+    assert t.offdiagonal_correlation > 0.6
+    with pytest.raises(lmmbook.InputError, match="elements off the diagonal is"):
+        lmmbook.tune_genomic(G[np.ix_(perm, perm)], A22, blend=0.05)
+
+
+def test_compute_pev_switch(small):
+    pr = small
+    kw = dict(**VARIANCES, min_correlation=None)
+    with_pev = lmmbook.ssgblup(pr.y, pr.X, pr.ped, pr.M, pr.ids, **kw)
+    without = lmmbook.ssgblup(pr.y, pr.X, pr.ped, pr.M, pr.ids, compute_pev=False, **kw)
+    assert with_pev.pev is not None and without.pev is None and without.reliability is None
+    np.testing.assert_array_equal(without.u, with_pev.u)
+    assert "pev" not in without.to_frame().columns
+    with pytest.raises(lmmbook.InputError, match="compute_pev=True needs"):
+        lmmbook.ssgblup(pr.y, pr.X, pr.ped, pr.M, pr.ids, method="pcg", compute_pev=True, **kw)
