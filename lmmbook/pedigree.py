@@ -13,6 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
+from . import _marker_loops
 from . import _pedigree_loops as loops
 from .design import Incidence, incidence
 from .errors import DuplicateIdError, InputError, PedigreeError, UnknownIdError, format_ids
@@ -22,8 +23,9 @@ __all__ = ["Pedigree", "DEFAULT_MISSING", "DENSE_A_MAX"]
 #: Parent values that mean "unknown" unless the caller names others with ``missing=``.
 DEFAULT_MISSING = (None, "", 0, "0")
 
-#: ``Pedigree.A22`` computes its columns in blocks of at most this many numbers (256 MB).
-A22_BLOCK_ENTRIES = 2**25
+#: ``Pedigree.A22`` computes its columns in blocks of about this many numbers (8 MB: the two
+#: passes' scattered reads stay in cache), and at least 16 columns (8 per thread).
+A22_BLOCK_ENTRIES = 2**20
 
 #: ``Pedigree.A()`` refuses pedigrees larger than this (A needs n^2 * 8 bytes: 3.2 GB at 20,000).
 DENSE_A_MAX = 20_000
@@ -192,8 +194,8 @@ class Pedigree:
 
         Colleau's (2002) indirect method: A x = T D T' x by two passes over the pedigree, for the
         columns of ``ids`` in blocks, over ``ids`` and their ancestors only (no other animal
-        changes A22). Costs O(n_anc n_g) for n_anc ancestors, memory n_g^2 plus a block of
-        ``A22_BLOCK_ENTRIES / n_anc`` columns (256 MB).
+        changes A22). Costs O(n_anc n_g) for n_anc ancestors, memory n_g^2 plus one reused block
+        of ``A22_BLOCK_ENTRIES`` numbers (8 MB).
 
         Raises
         ------
@@ -209,16 +211,7 @@ class Pedigree:
         >>> ped.A22([5, 3]).tolist()  # 5 is the offspring of full sibs 3 and 4: F = 0.25
         [[1.25, 0.75], [0.75, 1.0]]
         """
-        part = self._ancestry_of(ids)
-        n_g = len(part.rows)
-        out = np.empty((n_g, n_g))
-        block = max(8, min(n_g, A22_BLOCK_ENTRIES // max(len(part.sire), 1)))
-        for first in range(0, n_g, block):
-            cols = part.rows[first:first + block]
-            X = np.zeros((len(part.sire), len(cols)))
-            X[cols, np.arange(len(cols))] = 1.0
-            out[:, first:first + len(cols)] = part.times(X)[part.rows]
-        return 0.5 * (out + out.T)  # exactly symmetric (the two passes round differently)
+        return self._ancestry_of(ids).A22()
 
     def _ancestry_of(self, ids: ArrayLike) -> _Ancestry:
         """The sub-pedigree of ``ids`` and their ancestors (A22 and A22^-1 depend on no other
@@ -269,6 +262,27 @@ class _Ancestry:
     def times(self, X: np.ndarray) -> np.ndarray:
         """A X over this sub-pedigree (X is overwritten)."""
         return loops.a_times(self.sire, self.dam, self.d, np.ascontiguousarray(X, dtype=float))
+
+    def A22(self) -> np.ndarray:
+        """A among ``rows``, exactly symmetric (the upper triangle mirrored: the two passes round
+        the two triangles differently)."""
+        return _marker_loops.mirror_upper(self.columns(np.arange(len(self.rows))))
+
+    def columns(self, cols: np.ndarray) -> np.ndarray:
+        """A22[:, cols], (len(rows), len(cols)): Colleau's products for blocks of columns (of
+        about ``A22_BLOCK_ENTRIES`` numbers, at least 16 columns) in one reused buffer."""
+        rows, n_a = self.rows, len(self.sire)
+        out = np.empty((len(rows), len(cols)))
+        width = max(1, min(len(cols), max(16, A22_BLOCK_ENTRIES // max(n_a, 1) // 16 * 16)))
+        X = np.empty((n_a, width))
+        for first in range(0, len(cols), width):
+            w = min(width, len(cols) - first)
+            if w < X.shape[1]:
+                X = np.empty((n_a, w))
+            X.fill(0.0)
+            X[rows[cols[first:first + w]], np.arange(w)] = 1.0
+            out[:, first:first + w] = self.times(X)[rows]  # times works in place on X
+        return out
 
     def A_inverse(self) -> sp.csc_array:
         """A^-1 of this sub-pedigree by Henderson's rules."""

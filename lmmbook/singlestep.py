@@ -764,7 +764,7 @@ def _genomic_parts(pedigree, geno, g_ids, *, blend, tune, core, allele_freq,
         G, _ = markers.centred_cross_product(geno, p)  # exact float32 product if no call missing
         g_diag = np.diag(G).copy()
         G_means = (float(np.mean(g_diag)), float(np.mean(G)))
-        A22 = marker_loops.mirror_upper(_A_columns(ancestry, np.arange(n_g)))  # exactly symmetric
+        A22 = ancestry.A22()
         correlations = (_correlation(g_diag, A_diag),
                         _offdiagonal_correlation(G, A22, np.arange(n_g)))
         _agree(*correlations, min_correlation)
@@ -793,7 +793,7 @@ def _genomic_parts(pedigree, geno, g_ids, *, blend, tune, core, allele_freq,
             f"about {rank} independent dimensions among them. Blending makes it invertible, but "
             f"a core larger than that adds nothing; a core of about {rank} animals suffices.",
             LmmbookWarning, stacklevel=3)
-    A_g_c = _A_columns(ancestry, c)  # columns of A22 for the core
+    A_g_c = ancestry.columns(c)  # columns of A22 for the core
     correlations = (_correlation(g_diag, A_diag), _offdiagonal_correlation(G_gc, A_g_c, c))
     del G_gc
     _agree(*correlations, min_correlation)
@@ -839,24 +839,6 @@ def _genomic_columns(geno, p, cols):
     C -= t[cols]
     C *= 1.0 / k
     return C, (squares - 2.0 * t) / k, float(s @ s) / k / n**2
-
-
-def _A_columns(ancestry, cols) -> np.ndarray:
-    """A22[:, cols] (n_g, len(cols)) by Colleau's products over the genotyped animals and their
-    ancestors, in blocks of about 2**20 numbers (8 MB: the two passes' scattered reads stay in
-    cache) and at least 16 columns (8 per thread), held in one reused buffer."""
-    rows, n_a = ancestry.rows, len(ancestry.sire)
-    out = np.empty((len(rows), len(cols)))
-    width = max(1, min(len(cols), max(16, 2**20 // max(n_a, 1) // 16 * 16)))
-    X = np.empty((n_a, width))
-    for first in range(0, len(cols), width):
-        w = min(width, len(cols) - first)
-        if w < X.shape[1]:
-            X = np.empty((n_a, w))
-        X.fill(0.0)
-        X[rows[cols[first:first + w]], np.arange(w)] = 1.0
-        out[:, first:first + w] = ancestry.times(X)[rows]  # times works in place on X
-    return out
 
 
 def _row_blocks(n: int, width: int, numbers: int = 2**20):
