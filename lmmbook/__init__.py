@@ -47,7 +47,7 @@ from .validation import (
     fold_se,
 )
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "APYInverse",
