@@ -26,6 +26,7 @@ import scipy.sparse.linalg as spla
 from . import _checks, markers, mme
 from . import _marker_loops as marker_loops
 from .errors import (
+    DuplicateIdError,
     InputError,
     LmmbookWarning,
     NotPositiveDefiniteError,
@@ -644,7 +645,9 @@ def ssgblup(
     Notes
     -----
     The MME of chapter 1 with K^-1 = H^-1 (chapter 9, eq-h-inverse): G = W W' / (2 sum p (1 - p))
-    (VanRaden's first method), G_t as in :func:`tune_genomic`.
+    (VanRaden's first method), G_t as in :func:`tune_genomic`. Models with more random effects
+    (repeated records, maternal effects) take ``lmmbook.H_inverse(...)`` as the K_inv of the
+    animal effect in :func:`lmmbook.solve_mme`.
 
     Examples
     --------
@@ -673,7 +676,7 @@ def ssgblup(
     g_ids = _genotyped_ids(pedigree, ids)
     geno = markers.as_genotypes(M)
     _checks.same_length("ids", geno.M.shape[0], "M", len(g_ids), unit="entries")
-    y_all = _checks.align_to_ids(y, all_ids, n, of="the pedigree")
+    y_all = _records_by_animal(y, all_ids, n)
     X_all, fixed_names = _checks.design_to_ids(X, all_ids, n, y_all, of="the pedigree")
     observed = np.isfinite(y_all)
     if observed.sum() <= X_all.shape[1]:
@@ -713,6 +716,25 @@ def ssgblup(
         n_obs=int(observed.sum()), estimated=sigma2_u is None, loglik=float(loglik),
         method=method, n_iter=n_iter, residuals=frozen(residuals),
     )
+
+
+def _records_by_animal(y: Any, all_ids: pd.Index, n: int) -> np.ndarray:
+    """y in pedigree order: one record per animal, every recorded animal in the pedigree."""
+    if isinstance(y, pd.Series):
+        repeated = y.index[y.index.duplicated()].unique()
+        if len(repeated):
+            raise DuplicateIdError(
+                f"{format_ids(repeated)} {'has' if len(repeated) == 1 else 'have'} more than one "
+                "record in y; ssgblup takes one record per animal. For repeated records, fit "
+                "lmmbook.solve_mme with K_inv=lmmbook.H_inverse(...) and a permanent environment "
+                "effect (chapter 4), or average them into one record per animal.")
+        unknown = y.index.difference(all_ids, sort=False)
+        if len(unknown):
+            raise UnknownIdError(
+                f"{format_ids(unknown)} of y {'is' if len(unknown) == 1 else 'are'} not in the "
+                f"pedigree ({n} animals). Add the animal to the pedigree (with unknown parents if "
+                "need be) or drop its record.")
+    return _checks.align_to_ids(y, all_ids, n, of="the pedigree")
 
 
 @dataclass(frozen=True, eq=False)

@@ -750,3 +750,16 @@ def test_compute_pev_switch(small):
     assert "pev" not in without.to_frame().columns
     with pytest.raises(lmmbook.InputError, match="compute_pev=True needs"):
         lmmbook.ssgblup(pr.y, pr.X, pr.ped, pr.M, pr.ids, method="pcg", compute_pev=True, **kw)
+
+
+def test_records_of_animals_outside_the_pedigree_or_repeated_are_refused_by_name():
+    ex = mrode_example_12_1()
+    ped = lmmbook.Pedigree.from_frame(ex.pedigree)
+    X = np.ones((len(ped), 1))
+    kw = dict(sigma2_u=35.241, sigma2_e=245.0)
+    y = pd.Series([9.0, 13.4, 12.7], index=[13, 99, 14])
+    with pytest.raises(UnknownIdError, match=r"99 of y is not in the pedigree \(26 animals\)"):
+        lmmbook.ssgblup(y, X, ped, ex.genotypes, **kw)
+    y = pd.Series([9.0, 13.4, 12.7], index=[13, 14, 13])
+    with pytest.raises(lmmbook.DuplicateIdError, match=r"13 has more than one record.*H_inverse"):
+        lmmbook.ssgblup(y, X, ped, ex.genotypes, **kw)
