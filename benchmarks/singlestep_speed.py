@@ -159,7 +159,7 @@ class Stages:
             (singlestep, "_genomic_columns", "G[:, core], diag G"),
             (Pedigree, "inbreeding", "inbreeding"),
             (Pedigree, "_ancestry_of", "ancestry of the genotyped"),
-            (singlestep, "_A_columns", "A22 or A22[:, core] besides the A x"),
+            (_Ancestry, "columns", "A22 or A22[:, core] besides the A x"),
             (_Ancestry, "times", "A x products (Colleau)"),
             (singlestep, "_offdiagonal_correlation", "correlation of G's and A22's elements"),
             (Pedigree, "A_inverse", "A^-1"),
