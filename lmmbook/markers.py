@@ -17,11 +17,12 @@ from scipy.linalg.blas import dsyrk, ssyrk
 
 from . import _checks
 from . import _marker_loops as loops
+from ._hwe import hwe_exact
 from .errors import InputError, format_ids
 
 __all__ = ["Genotypes", "as_genotypes", "allele_frequencies", "center", "centred_polymorphic",
            "cross_product", "centred_cross_product", "filter_markers", "FilterResult",
-           "EXACT_CHUNK"]
+           "hardy_weinberg", "EXACT_CHUNK"]
 
 #: Markers per single-precision product in :func:`centred_cross_product`: the genotypes, shifted to
 #: integers from -2 to 2, make every partial sum an integer of magnitude at most 4 * EXACT_CHUNK,
@@ -236,17 +237,24 @@ class FilterResult:
         Which of the original markers were kept.
     snp_names : (m_kept,) ndarray or None
     removed : pandas.DataFrame
-        One row per removed marker: ``marker``, ``maf``, ``call_rate`` and ``reason``.
+        One row per removed marker: ``marker``, ``maf``, ``call_rate`` and ``reason`` (and
+        ``hwe_p`` when ``filter_markers`` was given ``hwe``).
+    hwe_p : (m,) ndarray or None
+        Exact Hardy-Weinberg p-value of every original marker from its calls (1 for a
+        monomorphic one); None unless ``filter_markers`` was given ``hwe``.
     """
 
     M: np.ndarray
     kept: np.ndarray
     snp_names: np.ndarray | None
     removed: pd.DataFrame
+    hwe_p: np.ndarray | None = None
 
 
-def filter_markers(M: Any, *, maf: float = 0.01, call_rate: float = 0.9) -> FilterResult:
-    """Remove markers with a low minor-allele frequency or a low call rate, and report them.
+def filter_markers(M: Any, *, maf: float = 0.01, call_rate: float = 0.9,
+                   hwe: float | None = None) -> FilterResult:
+    """Remove markers with a low minor-allele frequency, a low call rate or (optionally) out of
+    Hardy-Weinberg equilibrium, and report them.
 
     Parameters
     ----------
@@ -255,6 +263,24 @@ def filter_markers(M: Any, *, maf: float = 0.01, call_rate: float = 0.9) -> Filt
         Minimum minor-allele frequency min(p, 1 - p); monomorphic markers (maf 0) always go.
     call_rate : float
         Minimum share of individuals with a call.
+    hwe : float, optional
+        Remove markers whose exact Hardy-Weinberg p-value (from their calls) is below this
+        (e.g. 1e-6); markers removed for another reason keep that reason. None (the default):
+        no test, and the result is the same as without the argument.
+
+    Raises
+    ------
+    InputError
+        ``hwe`` outside [0, 1].
+
+    Notes
+    -----
+    The Hardy-Weinberg test is the exact test of Wigginton, Cutler & Abecasis (2005), two-sided
+    (the het counts no more likely than the one observed, ties within a relative 1e-7 included),
+    conditional on the marker's called individuals and allele counts. It assumes unrelated,
+    randomly mated individuals: in a selected population of families many sound markers deviate,
+    so a strict threshold (1e-6 or lower) is the safer choice; a marker far out of equilibrium
+    is more often a genotyping artefact (a null allele, a cluster called wrongly) than biology.
 
     Examples
     --------
@@ -273,9 +299,41 @@ def filter_markers(M: Any, *, maf: float = 0.01, call_rate: float = 0.9) -> Filt
     reason[minor < maf] = f"maf < {maf:g}"
     reason[minor == 0] = "monomorphic"
     reason[(reason == "") & (rate < call_rate)] = f"call rate < {call_rate:g}"
+    hwe_p = None
+    if hwe is not None:
+        if not 0.0 <= hwe <= 1.0:
+            raise InputError(f"hwe is a p-value threshold in [0, 1] (e.g. 1e-6), got {hwe!r}.")
+        hwe_p = hardy_weinberg(G)
+        reason[(reason == "") & (hwe_p < hwe)] = f"hwe p < {hwe:g}"
     kept = reason == ""
     names = G.snp_names if G.snp_names is not None else np.arange(G.M.shape[1])
     removed = pd.DataFrame({"marker": names[~kept], "maf": minor[~kept],
                             "call_rate": rate[~kept], "reason": reason[~kept].astype(str)})
+    if hwe_p is not None:
+        removed.insert(3, "hwe_p", hwe_p[~kept])
     return FilterResult(G.M[:, kept], kept,
-                        None if G.snp_names is None else G.snp_names[kept], removed)
+                        None if G.snp_names is None else G.snp_names[kept], removed, hwe_p)
+
+
+def hardy_weinberg(M: Any) -> np.ndarray:
+    """Exact Hardy-Weinberg p-value of each marker from its calls (Wigginton et al. 2005).
+
+    Parameters
+    ----------
+    M : (n, m) genotypes (array or DataFrame)
+
+    Returns
+    -------
+    (m,) ndarray
+        Two-sided p-values; 1 for a monomorphic marker.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> M = np.array([[0, 0], [0, 1], [2, 1], [2, 1]])  # no heterozygote at the first marker
+    >>> hardy_weinberg(M).round(4).tolist()  # 3/35: P(0 het) = 3/35, P(2) = 24/35, P(4) = 8/35
+    [0.0857, 1.0]
+    """
+    G = as_genotypes(M)
+    counts = [np.count_nonzero(G.M == g, axis=0).astype(np.int64) for g in (0.0, 1.0, 2.0)]
+    return hwe_exact(counts[1], counts[0], counts[2])
