@@ -9,6 +9,7 @@ from .design import Incidence, fixed_design, incidence
 from .errors import (
     ConvergenceError,
     DuplicateIdError,
+    FileFormatError,
     InputError,
     LmmbookError,
     LmmbookWarning,
@@ -25,6 +26,7 @@ from .lrmethod import LRResult, lr_validation
 from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
 from .pedigree import Pedigree
+from .readers import GenotypeData, PlinkChunks, read_genotype_text, read_plink, read_vcf
 from .reml import REMLResult, reml
 from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
 from .simulate_genomes import Population, simulate_population
@@ -61,8 +63,10 @@ __all__ = [
     "CVResult",
     "ConvergenceError",
     "DuplicateIdError",
+    "FileFormatError",
     "FoldEstimate",
     "GBLUPResult",
+    "GenotypeData",
     "Incidence",
     "InputError",
     "LRResult",
@@ -72,6 +76,7 @@ __all__ = [
     "NonFiniteError",
     "NotPositiveDefiniteError",
     "Pedigree",
+    "PlinkChunks",
     "Population",
     "PedigreeError",
     "RankDeficientError",
@@ -96,6 +101,9 @@ __all__ = [
     "incidence",
     "kfold",
     "lr_validation",
+    "read_genotype_text",
+    "read_plink",
+    "read_vcf",
     "reml",
     "simulate_livestock",
     "simulate_pedigree",

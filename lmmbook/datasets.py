@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from io import StringIO
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MrodeExample", "dyestuff", "mrode_example_3_1", "mrode_example_5_1",
-           "mrode_example_5_2", "mrode_example_8_1", "mrode_example_12_1",
-           "mrode_example_12_2"]
+from .errors import DuplicateIdError, InputError, UnknownIdError, format_ids
+from .readers import GenotypeData, read_plink
+
+__all__ = ["MiceData", "MrodeExample", "WheatData", "dyestuff", "mice", "mrode_example_3_1",
+           "mrode_example_5_1", "mrode_example_5_2", "mrode_example_8_1", "mrode_example_12_1",
+           "mrode_example_12_2", "wheat", "DATA"]
+
+#: The folder of the data sets shipped inside the package (see its README.md for sources,
+#: citations and licence); nothing is fetched at run time.
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def mrode_example_3_1() -> pd.DataFrame:
@@ -348,3 +356,170 @@ def mrode_example_12_2() -> MrodeExample:
     records = ex.records.assign(
         apy_set=np.where(ex.records["bull"].isin([15, 20, 22, 26]), "core", "noncore"))
     return MrodeExample(ex.pedigree, records, ex.variances, ex.genotypes)
+
+
+@dataclass(frozen=True, eq=False)
+class MiceData:
+    """The heterogeneous-stock mice: genotypes and phenotypes, rows joined by ID.
+
+    Attributes
+    ----------
+    genotypes : GenotypeData
+        1,814 mice x 10,346 SNPs from ``mice.bed/.bim/.fam`` (:func:`lmmbook.read_plink`): ``ids``
+        the IID, ``families`` the full-sib family (FID), ``sex`` 1 male / 2 female, ``snps`` the
+        map (chromosomes 1-19 and X).
+    phenotypes : pandas.DataFrame
+        ``mice_pheno.csv`` with its columns as named there (``id``, ``family``, ``Obesity.BMI``,
+        ``Obesity.BodyLength``, ``GENDER``, ``Litter``, ``cage``, ``Biochem.*`` ...), one row per
+        genotyped mouse in the order of ``genotypes.ids`` and indexed by that ID (the ``id``
+        column kept as well); empty cells are NaN.
+    """
+
+    genotypes: GenotypeData
+    phenotypes: pd.DataFrame
+
+
+def _mice_from(folder: Path) -> MiceData:
+    genotypes = read_plink(folder / "mice")
+    csv = folder / "mice_pheno.csv"
+    pheno = pd.read_csv(csv, dtype={"id": str, "family": str})
+    if pheno["id"].isna().any() or pheno["id"].duplicated().any():
+        bad = pheno.loc[pheno["id"].isna() | pheno["id"].duplicated(), "id"]
+        raise DuplicateIdError(f"{csv}: the id column has missing or repeated IDs "
+                               f"({format_ids(bad.tolist())}).")
+    ids = pd.Index(genotypes.ids)
+    by_id = pheno.set_index("id", drop=False)
+    no_record = ids.difference(by_id.index, sort=False)
+    not_genotyped = by_id.index.difference(ids, sort=False)
+    if len(no_record) or len(not_genotyped):
+        raise UnknownIdError(
+            f"{csv} and {genotypes.source} do not name the same mice: "
+            f"{len(no_record)} genotyped without a phenotype row ({format_ids(no_record)}), "
+            f"{len(not_genotyped)} phenotyped but not genotyped ({format_ids(not_genotyped)}).")
+    pheno = by_id.loc[ids]
+    pheno.index = pd.Index(genotypes.ids)
+    clash = pheno["family"].to_numpy() != genotypes.families
+    if clash.any():
+        raise InputError(f"{csv}: the family of {format_ids(ids[clash])} differs from the FID "
+                         "of the .fam.")
+    return MiceData(genotypes, pheno)
+
+
+def mice() -> MiceData:
+    """1,814 heterogeneous-stock mice genotyped for 10,346 SNPs, with body mass index, body
+    length, weights and biochemistry: the data of Legarra et al. (2008).
+
+    Returns
+    -------
+    MiceData
+        ``genotypes`` (a :class:`lmmbook.readers.GenotypeData`, counts of the .bim's A1) and
+        ``phenotypes`` (a DataFrame), joined by ID: the phenotype row of each mouse is found by
+        its ``id`` (the IID of the .fam), not by row order, and the loader refuses the files if a
+        genotyped mouse has no phenotype row, a phenotyped mouse no genotypes, or a ``family``
+        differs from the FID.
+
+    Notes
+    -----
+    Valdar et al. (2006), Nature Genetics 38: 879-887 (the Wellcome Trust Centre for Human
+    Genetics' heterogeneous stock); used for genomic prediction within and across full-sib
+    families by Legarra, Robert-Granie, Manfredi & Elsen (2008), Genetics 180: 611-618. Read
+    from the copy in ``lmmbook/data/mice/`` (PLINK 1 fileset and CSV converted from
+    ``mice.RData`` of the R package BGLR 1.1.5; Perez & de los Campos 2014). **Licence:** GPL-3,
+    as part of BGLR 1.1.5 (not lmmbook's BSD licence); see ``lmmbook/data/README.md``. No
+    network is needed. The SNPs have no missing calls; ``Obesity.BMI`` is as distributed (on a
+    standardised scale, mean about 0), the biochemistry traits have missing values.
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mice
+    >>> data = mice()
+    >>> data.genotypes.M.shape, len(data.phenotypes)
+    ((1814, 10346), 1814)
+    >>> bool((data.phenotypes["id"].to_numpy() == data.genotypes.ids).all())
+    True
+    >>> data.phenotypes["GENDER"].value_counts().to_dict()
+    {'M': 934, 'F': 880}
+    """
+    return _mice_from(DATA / "mice")
+
+
+@dataclass(frozen=True, eq=False)
+class WheatData:
+    """The CIMMYT wheat lines: markers, yields, pedigree relationships and folds, by line.
+
+    Attributes
+    ----------
+    genotypes : pandas.DataFrame
+        599 lines x 1,279 DArT markers, 0/1 (presence/absence) as floats, indexed by ``line``.
+    yield_ : pandas.DataFrame
+        Grain yield in the mega-environments ``env1``, ``env2``, ``env4``, ``env5`` (each
+        standardised as distributed), indexed by ``line``.
+    A : pandas.DataFrame
+        (599, 599) additive relationships from the pedigree, rows and columns labelled by line.
+    folds : pandas.Series
+        ``fold`` (1-10) of each line: the standard ten-fold partition, indexed by ``line``.
+    """
+
+    genotypes: pd.DataFrame
+    yield_: pd.DataFrame
+    A: pd.DataFrame
+    folds: pd.Series
+
+
+def _by_line(frame: pd.DataFrame | pd.Series, lines: pd.Index, what: str):
+    other = frame.index
+    if other.duplicated().any() or not other.sort_values().equals(lines.sort_values()):
+        raise UnknownIdError(f"{what} does not list the {len(lines)} lines of the markers once "
+                             f"each: {format_ids(other.symmetric_difference(lines))} differ.")
+    return frame.loc[lines]
+
+
+def _wheat_from(folder: Path) -> WheatData:
+    genotypes = pd.read_csv(folder / "wheat_markers.csv.gz", index_col="line").astype(float)
+    lines = genotypes.index
+    if lines.duplicated().any():
+        raise DuplicateIdError(f"{folder / 'wheat_markers.csv.gz'} repeats line(s) "
+                               f"{format_ids(lines[lines.duplicated()])}.")
+    yield_ = _by_line(pd.read_csv(folder / "wheat_yield.csv", index_col="line").astype(float),
+                      lines, "wheat_yield.csv")
+    A = pd.read_csv(folder / "wheat_A.csv.gz", index_col=0)
+    A.index.name = "line"
+    A.columns = pd.Index(A.columns.astype(int), name="line")
+    if not A.columns.equals(A.index):
+        raise InputError("wheat_A.csv.gz: the columns are not labelled like the rows.")
+    A = _by_line(A, lines, "wheat_A.csv.gz")[lines]
+    folds = _by_line(pd.read_csv(folder / "wheat_folds.csv", index_col="line")["fold"], lines,
+                     "wheat_folds.csv")
+    return WheatData(genotypes, yield_, A, folds)
+
+
+def wheat() -> WheatData:
+    """599 CIMMYT wheat lines with 1,279 DArT markers, grain yield in four environments, the
+    pedigree relationship matrix and the standard ten folds: the data of Crossa et al. (2010).
+
+    Returns
+    -------
+    WheatData
+        ``genotypes``, ``yield_``, ``A`` and ``folds``, all indexed by line (integers) in the
+        same order (that of the marker file; each file is joined by line, not by row order).
+
+    Notes
+    -----
+    Crossa et al. (2010), Genetics 186: 713-724: pedigree and marker (DArT) prediction of grain
+    yield in the CIMMYT global wheat programme; the data as distributed with the R package BGLR
+    1.1.5 (``wheat.RData``; Perez & de los Campos 2014, Genetics 198: 483-495), converted to CSV
+    in ``lmmbook/data/wheat/``. **Licence:** GPL-3, as part of BGLR 1.1.5 (not lmmbook's BSD
+    licence); see ``lmmbook/data/README.md``. No network is needed. The lines are inbred, so a
+    marker is 0 or 1 (absence or presence), never a heterozygote, and the diagonal of A is
+    about 2 (1 + F with F near 1).
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import wheat
+    >>> data = wheat()
+    >>> data.genotypes.shape, data.yield_.columns.tolist(), data.A.shape
+    ((599, 1279), ['env1', 'env2', 'env4', 'env5'], (599, 599))
+    >>> sorted(data.folds.unique().tolist()) == list(range(1, 11))
+    True
+    """
+    return _wheat_from(DATA / "wheat")

@@ -33,6 +33,7 @@ __all__ = [
     "PedigreeError",
     "UnknownIdError",
     "DuplicateIdError",
+    "FileFormatError",
     "LmmbookWarning",
 ]
 
@@ -83,6 +84,10 @@ class UnknownIdError(IdError):
 
 class DuplicateIdError(IdError):
     """An ID occurs more than once where each ID must be unique."""
+
+
+class FileFormatError(InputError):
+    """A file cannot be read as the format it claims (the message names the file and the fault)."""
 
 
 class LmmbookWarning(UserWarning):

@@ -59,6 +59,8 @@ def as_genotypes(M: Any, name: str = "M") -> Genotypes:
     ids = snp_names = None
     if isinstance(M, Genotypes):
         return M
+    if hasattr(M, "to_genotypes"):  # a file reader's result (lmmbook.read_plink ...), IDs kept
+        return M.to_genotypes()
     if isinstance(M, pd.DataFrame):
         ids, snp_names = M.index, M.columns
         _checks.unique_ids(f"the index of {name}", ids)

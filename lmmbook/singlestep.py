@@ -598,7 +598,8 @@ def ssgblup(
         rows of animals without a record are not used).
     pedigree : Pedigree
     M : (n_g, m) array_like or pandas.DataFrame
-        Genotypes (0/1/2, NaN missing) of the genotyped animals; a DataFrame's index gives ``ids``.
+        Genotypes (0/1/2, NaN missing) of the genotyped animals; a DataFrame's index gives ``ids``,
+        and so does a reader's result (:func:`lmmbook.read_plink` ...).
     ids : (n_g,) array_like
         The genotyped animals, the rows of M.
     sigma2_u, sigma2_e : float, optional
@@ -671,6 +672,8 @@ def ssgblup(
     all_ids = pd.Index(pedigree.ids)
     if ids is None and isinstance(M, pd.DataFrame):
         ids = M.index
+    elif ids is None and hasattr(M, "to_genotypes"):  # a file reader's result
+        ids = M.to_genotypes().ids
     if ids is None:
         raise InputError("give ids=, the genotyped animals (the rows of M).")
     g_ids = _genotyped_ids(pedigree, ids)

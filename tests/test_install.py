@@ -6,8 +6,8 @@ temporary folder, so that the build (which setuptools does in the source tree: b
 *.egg-info) leaves nothing in the repository. A virtual environment without system site packages
 is created beside it, ``pip install <copy>`` runs there (not editable, no requirements file: every
 dependency must come from pyproject.toml), and that environment's python, started in a folder
-outside the source tree, imports lmmbook and computes inbreeding coefficients and a genomic
-relationship matrix with known values.
+outside the source tree, imports lmmbook, computes inbreeding coefficients and a genomic
+relationship matrix with known values, and loads the shipped mice data (package data).
 
 pip may use its cache and the package registry. The test is skipped only when the registry cannot
 be reached; any other failure (a dependency missing from pyproject.toml, a build error, a wrong
@@ -56,8 +56,13 @@ ped = lmmbook.Pedigree([1, 2, 3, 4, 5, 6, 7], [0, 0, 1, 1, 3, 3, 5], [0, 0, 2, 2
 F = dict(zip(ped.ids.tolist(), ped.inbreeding().tolist()))
 G = lmmbook.genomic_relationship(np.array([[0, 1, 2], [1, 1, 0], [2, 1, 1]]))
 versions = {d: importlib.metadata.version(d) for d in ("numpy", "scipy", "pandas", "numba")}
+import lmmbook.datasets
+mice = lmmbook.datasets.mice()  # the package data were installed with the package
+mice = {"shape": list(mice.genotypes.M.shape), "records": len(mice.phenotypes),
+        "folder": str(lmmbook.datasets.DATA), "source": mice.genotypes.source}
 print(json.dumps({"file": lmmbook.__file__, "prefix": sys.prefix, "base": sys.base_prefix,
-                  "missing": missing, "F": F, "G": G.tolist(), "versions": versions}))
+                  "missing": missing, "F": F, "G": G.tolist(), "versions": versions,
+                  "mice": mice}))
 """
 
 
@@ -133,6 +138,10 @@ def test_pip_install_into_a_clean_environment(tmp_path):
     assert not installed.is_relative_to(ROOT) and not installed.is_relative_to(source)
     assert Path(got["prefix"]).resolve() == venv.resolve() != Path(got["base"]).resolve()
     assert got["missing"] == [], f"imported by lmmbook but not installed: {got['missing']}"
+    # the shipped mice data load from the installed package's folder, not from the source tree
+    assert got["mice"]["shape"] == [1814, 10346] and got["mice"]["records"] == 1814
+    for where in (got["mice"]["folder"], got["mice"]["source"]):
+        assert Path(where).resolve().is_relative_to(installed.parent), where
     # full-sib matings: F = 1/4 after one, then F_t = (1 + 2 F_{t-1} + F_{t-2}) / 4 = 3/8
     expected_F = {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0, 5: 0.25, 6: 0.25, 7: 0.375}
     assert {int(k): v for k, v in got["F"].items()} == pytest.approx(expected_F, abs=1e-12)
