@@ -9,7 +9,6 @@ from .design import Incidence, fixed_design, incidence
 from .errors import (
     ConvergenceError,
     DuplicateIdError,
-    FileFormatError,
     InputError,
     LmmbookError,
     LmmbookWarning,
@@ -26,7 +25,7 @@ from .lrmethod import LRResult, lr_validation
 from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
 from .pedigree import Pedigree
-from .readers import GenotypeData, PlinkChunks, read_genotype_text, read_plink, read_vcf
+from .qc import SampleQC, sample_qc
 from .reml import REMLResult, reml
 from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
 from .simulate_genomes import Population, simulate_population
@@ -63,10 +62,8 @@ __all__ = [
     "CVResult",
     "ConvergenceError",
     "DuplicateIdError",
-    "FileFormatError",
     "FoldEstimate",
     "GBLUPResult",
-    "GenotypeData",
     "Incidence",
     "InputError",
     "LRResult",
@@ -76,11 +73,11 @@ __all__ = [
     "NonFiniteError",
     "NotPositiveDefiniteError",
     "Pedigree",
-    "PlinkChunks",
     "Population",
     "PedigreeError",
     "RankDeficientError",
     "SNPBLUPResult",
+    "SampleQC",
     "REMLResult",
     "ShapeMismatchError",
     "UnknownIdError",
@@ -101,10 +98,8 @@ __all__ = [
     "incidence",
     "kfold",
     "lr_validation",
-    "read_genotype_text",
-    "read_plink",
-    "read_vcf",
     "reml",
+    "sample_qc",
     "simulate_livestock",
     "simulate_pedigree",
     "simulate_population",
