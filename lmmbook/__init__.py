@@ -9,6 +9,7 @@ from .design import Incidence, fixed_design, incidence
 from .errors import (
     ConvergenceError,
     DuplicateIdError,
+    FileFormatError,
     InputError,
     LmmbookError,
     LmmbookWarning,
@@ -26,6 +27,7 @@ from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
 from .pedigree import Pedigree
 from .qc import SampleQC, sample_qc
+from .readers import GenotypeData, PlinkChunks, read_genotype_text, read_plink, read_vcf
 from .reml import REMLResult, reml
 from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
 from .simulate_genomes import Population, simulate_population
@@ -62,8 +64,10 @@ __all__ = [
     "CVResult",
     "ConvergenceError",
     "DuplicateIdError",
+    "FileFormatError",
     "FoldEstimate",
     "GBLUPResult",
+    "GenotypeData",
     "Incidence",
     "InputError",
     "LRResult",
@@ -73,6 +77,7 @@ __all__ = [
     "NonFiniteError",
     "NotPositiveDefiniteError",
     "Pedigree",
+    "PlinkChunks",
     "Population",
     "PedigreeError",
     "RankDeficientError",
@@ -98,6 +103,9 @@ __all__ = [
     "incidence",
     "kfold",
     "lr_validation",
+    "read_genotype_text",
+    "read_plink",
+    "read_vcf",
     "reml",
     "sample_qc",
     "simulate_livestock",
