@@ -27,7 +27,7 @@ from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
 from .pedigree import Pedigree
 from .qc import SampleQC, sample_qc
-from .readers import GenotypeData, PlinkChunks, read_genotype_text, read_plink, read_vcf
+from .readers import GenotypeData, PlinkChunks, read_genotype_text, read_plink
 from .reml import REMLResult, reml
 from .simulate import VarietyTrial, simulate_pedigree, simulate_variety_trial
 from .simulate_genomes import Population, simulate_population
@@ -49,6 +49,7 @@ from .validation import (
     expected_accuracy,
     fold_se,
 )
+from .vcf import read_vcf
 
 __version__ = "0.4.0"
 
