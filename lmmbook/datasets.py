@@ -426,8 +426,10 @@ def mice() -> MiceData:
     from the copy in ``lmmbook/data/mice/`` (PLINK 1 fileset and CSV converted from
     ``mice.RData`` of the R package BGLR 1.1.5; Perez & de los Campos 2014). **Licence:** GPL-3,
     as part of BGLR 1.1.5 (not lmmbook's BSD licence); see ``lmmbook/data/README.md``. No
-    network is needed. The SNPs have no missing calls; ``Obesity.BMI`` is as distributed (on a
-    standardised scale, mean about 0), the biochemistry traits have missing values.
+    network is needed. The SNPs have no missing calls. ``Obesity.BMI`` is as distributed (mean
+    about -0.46, SD 0.06, a transformed scale: it is not recomputed from ``Obesity.EndNormalBW``
+    and ``Obesity.BodyLength``); the biochemistry traits have missing values. The .bim's cM
+    column is 0 throughout (no genetic map), and males carry some heterozygous calls on X.
 
     Examples
     --------
