@@ -114,7 +114,7 @@ def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None
     genotypes : (n, m) genotypes
         0/1/2 counts with NaN for missing calls, as a DataFrame with the animals' IDs as index
         (needed with a pedigree or a sex given by ID), an array, or an object with ``M``-like
-        genotypes that :func:`lmmbook.markers.as_genotypes` accepts; if the object has
+        genotypes that ``lmmbook.markers.as_genotypes`` accepts (a reader's result); if it has
         ``snps["chromosome"]`` (a SNP table) and ``sex``, they are used unless ``chromosome`` and
         ``sex`` are given.
     pedigree : lmmbook.Pedigree or pandas.DataFrame, optional
