@@ -4,6 +4,7 @@ Each public name mirrors a symbol or a step of the book; the chapter and equatio
 cited in its docstring.
 """
 
+from . import datasets  # lmmbook.datasets.mice() after a plain `import lmmbook`
 from .crossval import CVResult, cross_validate, forward_split, kfold
 from .design import Incidence, fixed_design, incidence
 from .errors import (
@@ -54,6 +55,7 @@ from .vcf import read_vcf
 __version__ = "0.4.0"
 
 __all__ = [
+    "datasets",
     "APYInverse",
     "H_inverse",
     "SSGBLUPResult",

@@ -429,7 +429,10 @@ def mice() -> MiceData:
     network is needed. The SNPs have no missing calls. ``Obesity.BMI`` is as distributed (mean
     about -0.46, SD 0.06, a transformed scale: it is not recomputed from ``Obesity.EndNormalBW``
     and ``Obesity.BodyLength``); the biochemistry traits have missing values. The .bim's cM
-    column is 0 throughout (no genetic map), and males carry some heterozygous calls on X.
+    column is 0 throughout, and males carry some heterozygous calls on X. The positions
+    (``snps["position"]``, labelled base pairs) do not look physical: chromosome 1 ends at
+    118 "Mb" and the autosomes add up to 1,555, the length of the mouse genetic map in cM; use
+    them to order markers along a chromosome (chapter 10).
 
     Examples
     --------
