@@ -1,5 +1,5 @@
 """Quality control of genotyped animals: call rate, heterozygosity, duplicated samples,
-parent-offspring conflicts and sex (the chapter on real data).
+parent-offspring conflicts, recorded families and sex (the chapter on real data).
 
 Everything is reported, nothing is dropped: :func:`sample_qc` returns one row per animal with
 its measures and flags, the pairs of samples that look like one animal, and every genotyped
@@ -49,9 +49,13 @@ class SampleQC:
         robust z-score); with X markers ``x_markers`` (X calls), ``x_heterozygosity``, ``x_F``
         (1 - observed / expected X heterozygosity), ``recorded_sex`` and ``genetic_sex``
         ("M", "F" or "" when unknown or unclear); with a pedigree ``parentage`` (the verdict of
-        the parent-offspring check, "" if none). The flags: ``low_call_rate``, ``het_outlier``,
+        the parent-offspring check, "" if none); with families ``family_G`` (mean genomic
+        relationship with the other genotyped members of its recorded family, NaN if none),
+        ``family_z`` (its robust z-score), ``closest_family`` and ``closest_family_G`` (the other
+        family it is most related to, on average). The flags: ``low_call_rate``, ``het_outlier``,
         ``duplicate`` (in a pair of ``duplicates``), ``parent_conflict`` (a genotyped parent
-        conflicts with this animal), ``sex_mismatch`` (recorded and genetic sex differ) and
+        conflicts with this animal), ``family_outlier`` (far less related to its recorded
+        family than animals are to theirs), ``sex_mismatch`` (recorded and genetic sex differ) and
         ``issues`` (a readable list of them, "" for a clean animal).
     duplicates : pandas.DataFrame
         One row per pair of animals whose genotypes agree at least at ``duplicate`` of the
@@ -92,6 +96,9 @@ class SampleQC:
         if "parent_conflict" in a:
             rows.append(("parentage", f"opposite homozygotes > {t['mendel']:g}",
                          a.index[a["parent_conflict"]]))
+        if "family_outlier" in a:
+            rows.append(("family", f"mean G with own family: robust z < -{t['family_sd']:g}",
+                         a.index[a["family_outlier"]]))
         if "sex_mismatch" in a:
             low, high = t["sex_F"]
             rows.append(("sex", f"X F > {high:g} male, < {low:g} female",
@@ -103,11 +110,12 @@ class SampleQC:
 
 
 def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None,
-              chromosome: Any = None, sex: Any = None, x_chromosome: Any = "X",
-              call_rate: float = 0.9, het_sd: float = 4.0, duplicate: float = 0.98,
-              mendel: float = 0.01, sex_F: tuple[float, float] = (0.2, 0.8),
-              min_markers: int = 50) -> SampleQC:
-    """Quality control of the animals: call rate, heterozygosity, duplicates, parentage and sex.
+              families: Any = None, chromosome: Any = None, sex: Any = None,
+              x_chromosome: Any = "X", call_rate: float = 0.9, het_sd: float = 4.0,
+              duplicate: float = 0.98, mendel: float = 0.01, family_sd: float = 4.0,
+              sex_F: tuple[float, float] = (0.2, 0.8), min_markers: int = 50) -> SampleQC:
+    """Quality control of the animals: call rate, heterozygosity, duplicates, parentage, recorded
+    families and sex.
 
     Parameters
     ----------
@@ -115,11 +123,15 @@ def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None
         0/1/2 counts with NaN for missing calls, as a DataFrame with the animals' IDs as index
         (needed with a pedigree or a sex given by ID), an array, or an object with ``M``-like
         genotypes that ``lmmbook.markers.as_genotypes`` accepts (a reader's result); if it has
-        ``snps["chromosome"]`` (a SNP table) and ``sex``, they are used unless ``chromosome`` and
-        ``sex`` are given.
+        ``snps["chromosome"]`` (a SNP table), ``families`` and ``sex``, they are used unless
+        ``chromosome``, ``families`` and ``sex`` are given.
     pedigree : lmmbook.Pedigree or pandas.DataFrame, optional
         Sires and dams (a DataFrame goes through :meth:`lmmbook.Pedigree.from_frame`). Every
         genotyped animal with a genotyped sire or dam is checked.
+    families : (n,) array_like, pandas.Series or mapping, optional
+        A recorded family of each animal (PLINK's FID: a full-sib or half-sib family, a line), in
+        the rows' order or by ID; None or "" for none. Each animal's mean genomic relationship
+        with the other genotyped members of its family is compared with everyone else's.
     chromosome : (m,) array_like or pandas.Series, optional
         Chromosome of each marker (a Series indexed by marker name is joined by name). Needed
         for the sex check; heterozygosity and parentage then use the autosomes only.
@@ -140,6 +152,10 @@ def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None
     mendel : float
         Flag a parent-offspring pair whose share of opposite homozygotes (one 0, the other 2)
         exceeds this.
+    family_sd : float
+        Flag an animal whose mean relationship with its family lies more than this many robust
+        standard deviations below the median of all animals' (only below: a sample from another
+        family, or a wrong record).
     sex_F : (float, float)
         X-chromosome F below the first value calls an animal female, above the second male
         (PLINK's ``--check-sex`` defaults); in between its genetic sex is unclear ("").
@@ -185,6 +201,14 @@ def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None
     (or identity) is. A genotyping error rate e gives a true pair a share of at most about e,
     so on a chip with errors near 1 % raise ``mendel``.
 
+    *Families.* With G = W W' / c of VanRaden's first method on the autosomes (sample
+    frequencies, missing calls at the mean), the sums of G over each family are W (W' F) / c
+    for the (n, n_families) indicator F: O(n m n_families) work, never the n x n matrix. A
+    family's members are related alike (full sibs by about 1/2), so a mean far below everyone
+    else's marks a sample of another animal or a wrong family record; ``closest_family`` says
+    where it belongs. Families related among themselves (sibships of one sire) do not trigger
+    the flag, which looks only at the own family.
+
     *Sex.* Males carry one X: outside the pseudo-autosomal region they are homozygous, up to
     genotyping errors. As in PLINK's ``--check-sex`` (Purcell et al. 2007), F = 1 - O / E with
     O the heterozygous X calls of an animal and E = sum 2 p_k (1 - p_k) over its called X
@@ -206,13 +230,15 @@ def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None
     >>> qc.flagged.tolist()
     ['a3', 'copy']
     """
-    _check_thresholds(call_rate, het_sd, duplicate, mendel, sex_F, min_markers)
+    _check_thresholds(call_rate, het_sd, duplicate, mendel, family_sd, sex_F, min_markers)
     if chromosome is None:
         snps = getattr(genotypes, "snps", None)
         if isinstance(snps, pd.DataFrame) and "chromosome" in snps.columns:
             chromosome = snps["chromosome"].to_numpy()
     if sex is None:
         sex = getattr(genotypes, "sex", None)
+    if families is None:
+        families = getattr(genotypes, "families", None)
     geno = as_genotypes(genotypes, name="genotypes")
     M = geno.M
     n, m = M.shape
@@ -231,6 +257,7 @@ def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None
                              f"labels (the X is {x_chromosome!r}).")
     auto = slice(None) if autosome is None else autosome
     recorded = None if sex is None else _sexes(sex, geno, index)  # checked before the work
+    family = None if families is None else _families(families, geno, index)
     if pedigree is not None:
         if geno.ids is None:
             raise InputError("a pedigree is joined to the genotypes by ID: give the genotypes as "
@@ -279,6 +306,9 @@ def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None
             table.loc[child, "parentage"] = verdict
             table.loc[child, "parent_conflict"] = True
 
+    if family is not None:
+        _family_check(table, M_auto, family, family_sd)
+
     if is_x is not None and is_x.any():
         _sex_check(table, M[:, is_x], recorded, sex_F, min_markers)
     elif recorded is not None:  # a recorded sex without X markers: kept, not checked
@@ -286,17 +316,20 @@ def sample_qc(genotypes: Any, *, pedigree: Pedigree | pd.DataFrame | None = None
 
     table["issues"] = _issues(table, partners, ids)
     thresholds = {"call_rate": call_rate, "het_sd": het_sd, "duplicate": duplicate,
-                  "mendel": mendel, "sex_F": tuple(sex_F), "min_markers": min_markers}
+                  "mendel": mendel, "family_sd": family_sd, "sex_F": tuple(sex_F),
+                  "min_markers": min_markers}
     return SampleQC(table, duplicates, parentage, thresholds)
 
 
-def _check_thresholds(call_rate, het_sd, duplicate, mendel, sex_F, min_markers) -> None:
+def _check_thresholds(call_rate, het_sd, duplicate, mendel, family_sd, sex_F,
+                      min_markers) -> None:
     for name, value in (("call_rate", call_rate), ("duplicate", duplicate), ("mendel", mendel)):
         if not 0.0 <= value <= 1.0:
             raise InputError(f"{name} is a share in [0, 1], got {value!r}.")
-    if not het_sd > 0:
-        raise InputError(f"het_sd must be a positive number of standard deviations, got "
-                         f"{het_sd!r}.")
+    for name, value in (("het_sd", het_sd), ("family_sd", family_sd)):
+        if not value > 0:
+            raise InputError(f"{name} must be a positive number of standard deviations, got "
+                             f"{value!r}.")
     low, high = sex_F
     if not low <= high:
         raise InputError(f"sex_F = (female below, male above) needs the first value <= the "
@@ -455,6 +488,58 @@ def _sexes(sex: Any, geno: Genotypes, index: pd.Index) -> np.ndarray:
     return out
 
 
+def _families(families: Any, geno: Genotypes, index: pd.Index) -> np.ndarray:
+    """The family of each row as an object array, "" for none."""
+    if isinstance(families, Mapping) and not isinstance(families, pd.Series):
+        families = pd.Series(families)
+    if isinstance(families, pd.Series):
+        if geno.ids is None:
+            raise InputError("families are given by ID: give the genotypes as a DataFrame with "
+                             "the animals' IDs as index (or families in the rows' order).")
+        values = families.reindex(index).to_numpy(dtype=object)
+    else:
+        values = np.asarray(families, dtype=object).ravel()
+        if len(values) != len(index):
+            raise InputError(f"families must give one value per genotyped animal ({len(index)}) "
+                             f"in the rows' order, got {len(values)}; or pass a Series by ID.")
+    return np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
+
+
+def _family_check(table: pd.DataFrame, M: np.ndarray, family: np.ndarray, family_sd: float):
+    """Mean G of each animal with its family and with the closest other family (see Notes)."""
+    p = np.nanmean(M, axis=0) / 2.0
+    poly = (p > 0) & (p < 1)
+    W = M[:, poly] - 2.0 * p[poly]
+    W[np.isnan(W)] = 0.0
+    c = 2.0 * float(np.sum(p[poly] * (1.0 - p[poly])))
+    has = family != ""
+    codes, labels = pd.factorize(pd.Index(family[has]), sort=False)
+    rows = np.flatnonzero(has)
+    F = np.zeros((len(family), len(labels)))
+    F[rows, codes] = 1.0
+    sums = W @ (W.T @ F) / c  # (n, families): sum of G_ij over the members j of each family
+    size = F.sum(axis=0)
+    own = np.full(len(family), np.nan)
+    mates = size[codes] - 1
+    self_g = np.einsum("ij,ij->i", W[rows], W[rows]) / c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own[rows] = np.where(mates > 0, (sums[rows, codes] - self_g) / mates, np.nan)
+    mean = sums / size
+    mean[rows, codes] = -np.inf  # the closest OTHER family
+    closest = np.full(len(family), "", dtype=object)
+    closest_g = np.full(len(family), np.nan)
+    if len(labels) > 1:
+        best = np.argmax(mean, axis=1)
+        closest = np.asarray(labels, dtype=object)[best]
+        closest_g = mean[np.arange(len(family)), best]
+    z = _robust_z(own)
+    table["family_G"] = own
+    table["family_z"] = z
+    table["closest_family"] = closest
+    table["closest_family_G"] = closest_g
+    table["family_outlier"] = np.nan_to_num(z, nan=0.0) < -family_sd
+
+
 def _sex_check(table: pd.DataFrame, X: np.ndarray, recorded: np.ndarray | None,
                sex_F: tuple[float, float], min_markers: int) -> None:
     called = ~np.isnan(X)
@@ -496,6 +581,10 @@ def _issues(table: pd.DataFrame, partners: dict, ids: np.ndarray) -> list[str]:
             found.append(f"duplicate of {format_ids(partners[k])}")
         if "parent_conflict" in cols and row["parent_conflict"]:
             found.append(row["parentage"])
+        if "family_outlier" in cols and row["family_outlier"]:
+            found.append(f"G with its family {row['family_G']:.2f} (z = {row['family_z']:.1f}); "
+                         f"closest: family {row['closest_family']!r} "
+                         f"({row['closest_family_G']:.2f})")
         if "sex_mismatch" in cols and row["sex_mismatch"]:
             found.append(f"recorded {row['recorded_sex']}, X says {row['genetic_sex']}")
         out.append("; ".join(found))

@@ -306,3 +306,61 @@ def test_sex_codes():
     assert got.tolist() == ["M", "F", "M", "F", "M", "", "", ""]
     by_id = qc_module._sexes({"b": "M", "z": "F"}, as_genotypes(M), M.index)
     assert by_id.tolist() == ["", "M", "", "", "", "", "", ""]
+
+
+def _full_sib_families(ped, ids):
+    """Each genotyped animal's full-sib family, as PLINK's FID would hold it ("" for founders)."""
+    table = ped.set_index("animal").reindex(ids)
+    known = table["sire"].notna() & table["dam"].notna()
+    return pd.Series(np.where(known, table["sire"].astype(str) + "x" + table["dam"].astype(str),
+                              ""), index=ids)
+
+
+def _dense_family_means(frame, chromosome, family):
+    """The mean G of each animal with its own family and with every other, from the n x n G."""
+    M = frame.to_numpy()[:, chromosome != "X"]
+    p = np.nanmean(M, axis=0) / 2
+    poly = (p > 0) & (p < 1)
+    W = np.nan_to_num(M[:, poly] - 2 * p[poly])
+    G = W @ W.T / (2 * np.sum(p[poly] * (1 - p[poly])))
+    own = np.full(len(family), np.nan)
+    for i, f in enumerate(family):
+        mates = [j for j in range(len(family)) if j != i and f and family[j] == f]
+        if mates:
+            own[i] = G[i, mates].mean()
+    return own, G
+
+
+def test_an_animal_recorded_in_the_wrong_family_is_found_and_placed(clean):
+    frame, ped, chromosome, _ = clean
+    family = _full_sib_families(ped, frame.index)
+    sizes = family[family != ""].value_counts()
+    big = sizes.index[sizes >= 3]  # families of this simulation are small (up to 3)
+    moved = family.index[family == big[0]][0]  # a member of one family, recorded in another
+    wrong = family.copy()
+    wrong[moved] = big[1]
+    res = sample_qc(frame, families=wrong, chromosome=chromosome)
+    a = res.animals
+    assert a.index[a["family_outlier"]].tolist() == [moved]  # and no other animal
+    closest = a.loc[moved, "closest_family"]
+    assert f"closest: family '{closest}'" in a.loc[moved, "issues"]
+    assert res.summary().loc["family", "flagged"] == 1
+    own, G = _dense_family_means(frame, chromosome, wrong.to_numpy())
+    np.testing.assert_allclose(a["family_G"].to_numpy(), own, rtol=1e-10, atol=1e-12)
+    # the closest family is the one of largest mean G: here its own sibs, or the offspring of
+    # one of its matings (parent and offspring are related by 1/2 as full sibs are)
+    i = frame.index.get_loc(moved)
+    means = {f: G[i, (wrong == f).to_numpy()].mean() for f in set(wrong) - {"", big[1]}}
+    assert closest == max(means, key=means.get)
+    assert a.loc[moved, "closest_family_G"] == pytest.approx(means[closest], rel=1e-10)
+    assert means[big[0]] > 0.35 > a.loc[moved, "family_G"]  # its true sibs vs its record
+    # the correct records flag nobody; families as a mapping and in row order agree
+    clean_res = sample_qc(frame, families=family.to_dict(), chromosome=chromosome)
+    assert not clean_res.animals["family_outlier"].any()
+    in_order = sample_qc(frame, families=family.to_numpy(), chromosome=chromosome)
+    pd.testing.assert_frame_equal(in_order.animals, clean_res.animals)
+    assert np.isnan(clean_res.animals.loc[family == "", "family_G"]).all()  # founders: no family
+    with pytest.raises(InputError, match="families must give one value per genotyped animal"):
+        sample_qc(frame, families=family.to_numpy()[:-1])
+    with pytest.raises(InputError, match="family_sd must be a positive"):
+        sample_qc(frame, families=family, family_sd=0)
