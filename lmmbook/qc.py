@@ -456,19 +456,26 @@ def _parentage(M: np.ndarray, ids: np.ndarray, pedigree: Pedigree, mendel: float
     return frame if len(frame) else _empty_parentage()
 
 
-def _sexes(sex: Any, geno: Genotypes, index: pd.Index) -> np.ndarray:
-    if isinstance(sex, Mapping) and not isinstance(sex, pd.Series):
-        sex = pd.Series(sex)
-    if isinstance(sex, pd.Series):
+def _per_animal(values: Any, name: str, geno: Genotypes, index: pd.Index) -> np.ndarray:
+    """One value per genotyped animal, as an object array: a Series or mapping is joined by ID
+    (a missing ID gives NaN), anything else must be in the rows' order."""
+    if isinstance(values, Mapping) and not isinstance(values, pd.Series):
+        values = pd.Series(values)
+    if isinstance(values, pd.Series):
         if geno.ids is None:
-            raise InputError("sex is given by ID: give the genotypes as a DataFrame with the "
-                             "animals' IDs as index (or sex in the rows' order).")
-        values = sex.reindex(index).to_numpy(dtype=object)
-    else:
-        values = np.asarray(sex, dtype=object).ravel()
-        if len(values) != len(index):
-            raise InputError(f"sex must give one value per genotyped animal ({len(index)}) in "
-                             f"the rows' order, got {len(values)}; or pass a Series by ID.")
+            verb = "are" if name.endswith("s") else "is"
+            raise InputError(f"{name} {verb} given by ID: give the genotypes as a DataFrame with "
+                             f"the animals' IDs as index (or {name} in the rows' order).")
+        return values.reindex(index).to_numpy(dtype=object)
+    values = np.asarray(values, dtype=object).ravel()
+    if len(values) != len(index):
+        raise InputError(f"{name} must give one value per genotyped animal ({len(index)}) in the "
+                         f"rows' order, got {len(values)}; or pass a Series by ID.")
+    return values
+
+
+def _sexes(sex: Any, geno: Genotypes, index: pd.Index) -> np.ndarray:
+    values = _per_animal(sex, "sex", geno, index)
     out = np.full(len(values), "", dtype=object)
     for k, v in enumerate(values):
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -490,18 +497,7 @@ def _sexes(sex: Any, geno: Genotypes, index: pd.Index) -> np.ndarray:
 
 def _families(families: Any, geno: Genotypes, index: pd.Index) -> np.ndarray:
     """The family of each row as an object array, "" for none."""
-    if isinstance(families, Mapping) and not isinstance(families, pd.Series):
-        families = pd.Series(families)
-    if isinstance(families, pd.Series):
-        if geno.ids is None:
-            raise InputError("families are given by ID: give the genotypes as a DataFrame with "
-                             "the animals' IDs as index (or families in the rows' order).")
-        values = families.reindex(index).to_numpy(dtype=object)
-    else:
-        values = np.asarray(families, dtype=object).ravel()
-        if len(values) != len(index):
-            raise InputError(f"families must give one value per genotyped animal ({len(index)}) "
-                             f"in the rows' order, got {len(values)}; or pass a Series by ID.")
+    values = _per_animal(families, "families", geno, index)
     return np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
 
 
