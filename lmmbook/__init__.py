@@ -23,6 +23,7 @@ from .errors import (
     VarianceError,
 )
 from .genomic import GBLUPResult, gblup, genomic_relationship
+from .gwas import gwas
 from .lrmethod import LRResult, lr_validation
 from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
@@ -103,6 +104,7 @@ __all__ = [
     "forward_split",
     "gblup",
     "genomic_relationship",
+    "gwas",
     "incidence",
     "kfold",
     "lr_validation",

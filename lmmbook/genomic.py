@@ -146,6 +146,9 @@ class GBLUPResult:
     v_inv_residual : (n,) ndarray
         V^-1 (y - X b_hat) on the phenotyped rows, NaN on the others: what
         :func:`lmmbook.backsolve_snp_effects` needs (``u_hat = sigma2_u G[:, o] @ v[o]``).
+    X : (n, p) ndarray
+        The fixed-effect design as used, one row per row of G (only the phenotyped rows enter the
+        fit): what :func:`lmmbook.gwas` needs for the projection matrix P.
     """
 
     b: np.ndarray
@@ -162,6 +165,7 @@ class GBLUPResult:
     boundary: str | None
     estimated: bool
     v_inv_residual: np.ndarray
+    X: np.ndarray
 
     def to_frame(self) -> pd.DataFrame:
         """GEBV, PEV and reliability indexed by ID."""
@@ -284,6 +288,7 @@ def gblup(
         loglik=float(loglik), pev=frozen(pev), reliability=frozen(reliability),
         fixed_names=frozen(fixed_names), n_obs=n_obs, boundary=boundary,
         estimated=sigma2_u is None, v_inv_residual=frozen(_scatter(v_inv_r, observed)),
+        X=frozen(X_values),
     )
 
 
