@@ -119,13 +119,17 @@ def gwas(
     # the rotation of the fit (G_oo rebuilt from the markers); P does not involve y
     rot = _spectral.rotate_eigh(np.zeros(len(X_o)), X_o, cross_product(W_o, 1.0 / c), clip=False)
     wPy = W_o.T @ fit.v_inv_residual[observed]
-    wPw = np.empty(len(poly))
+    v = s2u * rot.lam + s2e  # V in the rotated basis
+    v_inv = np.where(v > 0, 1.0 / np.where(v > 0, v, 1.0), 0.0)
+    wPw, wVw = np.empty(len(poly)), np.empty(len(poly))
     for start in range(0, len(poly), _CHUNK):
         block = slice(start, start + _CHUNK)
-        wPw[block] = _spectral.p_quadratic(rot, s2u, s2e, W_o[:, block].T @ rot.U)
-    # w'Pw is 0 for a marker in the column space of X; round-off leaves it at about eps w'V^-1 w
-    v_max = s2u * max(float(rot.lam.max()), 0.0) + s2e  # the largest eigenvalue of V
-    ok = wPw > len(X_o) * np.finfo(float).eps * np.sum(W_o**2, axis=0) / v_max
+        B = W_o[:, block].T @ rot.U
+        wPw[block] = _spectral.p_quadratic(rot, s2u, s2e, B)
+        wVw[block] = (B**2) @ v_inv
+    # w'Pw is 0 for a marker that X explains on the phenotyped rows (constant there, with an
+    # intercept); round-off leaves it at a few eps times w'V^-1 w, the term it cancels against
+    ok = wPw > len(X_o) * np.finfo(float).eps * wVw
     root = np.where(ok, np.sqrt(np.where(ok, wPw, 1.0)), np.nan)
     if method == "backsolve":
         effect = np.where(ok, (s2u / c) * wPy, np.nan)
