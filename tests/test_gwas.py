@@ -119,8 +119,8 @@ def test_backsolve_agrees_with_the_single_marker_gls(qtl_population):
     With both variances held at the null fit's, the two statistics are one, w'Py / sqrt(w'Pw)
     (Frisch-Waugh-Lovell in the metric V^-1): on this population -log10 p differed by 4e-14 at
     most (measured; largest -log10 p 6.0) and correlated to 1 - 2e-16. The bound 1e-8 leaves
-    room for BLAS round-off on other CPUs and would still catch a wrong variance (a missing
-    sigma2_u / c, or V^-1 in place of P, changes -log10 p by far more)."""
+    room for BLAS round-off on other CPUs; the effects and SEs themselves (where a wrong
+    sigma2_u / c would show, since it cancels in z) are checked against the dense formula."""
     pop, M, y, X, fit = qtl_population
     ref = gls_loop(y, X, M.to_numpy(), fit)
     bs = lmmbook.gwas(fit, M)
