@@ -29,8 +29,11 @@ def problem(seed, n, m, missing_y, estimate=True):
 def dense_projection(fit, X, G, observed):
     """P = V^-1 - V^-1 X (X'V^-1 X)^-1 X'V^-1 over the phenotyped rows, by explicit inverses."""
     V = fit.sigma2_u * G[np.ix_(observed, observed)] + fit.sigma2_e * np.eye(observed.sum())
-    Vi = np.linalg.inv(V)
     Xo = X[observed]
+    if fit.sigma2_e == 0:  # REML's boundary: V is singular, P = N (N'V N)^-1 N' with N'X = 0
+        N = np.linalg.svd(Xo, full_matrices=True)[0][:, Xo.shape[1]:]
+        return N @ np.linalg.inv(N.T @ V @ N) @ N.T
+    Vi = np.linalg.inv(V)
     return Vi - Vi @ Xo @ np.linalg.inv(Xo.T @ Vi @ Xo) @ Xo.T @ Vi
 
 
