@@ -761,12 +761,7 @@ class _GenomicParts:
         return self.apy.toarray() if self.apy is not None else self.G_t_inv
 
     def A22_dense(self) -> np.ndarray:
-        if self.A22 is not None:
-            return self.A22
-        n_g = len(self.ancestry.rows)
-        X = np.zeros((len(self.ancestry.sire), n_g))
-        X[self.ancestry.rows, np.arange(n_g)] = 1.0
-        return self.ancestry.times(X)[self.ancestry.rows]
+        return self.A22 if self.A22 is not None else self.ancestry.A22()
 
     def dense_block(self, tau: float, omega: float) -> np.ndarray:
         """tau G_t^-1 - omega A22^-1, dense (the direct method)."""
