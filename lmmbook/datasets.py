@@ -13,7 +13,8 @@ from .errors import DuplicateIdError, InputError, UnknownIdError, format_ids
 from .readers import GenotypeData, read_plink
 
 __all__ = ["MiceData", "MrodeExample", "WheatData", "dyestuff", "mice", "mrode_example_3_1",
-           "mrode_example_5_1", "mrode_example_5_2", "mrode_example_8_1", "mrode_example_12_1",
+           "mrode_example_5_1", "mrode_example_5_2", "mrode_example_6_1", "mrode_example_6_2",
+           "mrode_example_8_1", "mrode_example_11_13", "mrode_example_12_1",
            "mrode_example_12_2", "wheat", "DATA"]
 
 #: The folder of the data sets shipped inside the package (see its README.md for sources,
@@ -220,6 +221,97 @@ piglet,sex,litter_dam,weaning_weight
                         {"sigma2_a": 20.0, "sigma2_c": 15.0, "sigma2_e": 65.0})
 
 
+def _bivariate_variances() -> dict:
+    return {"G0": [[20.0, 18.0], [18.0, 40.0]], "R0": [[40.0, 11.0], [11.0, 30.0]]}
+
+
+def mrode_example_6_1() -> MrodeExample:
+    """Pre- and post-weaning gain of five beef calves: the bivariate animal model of
+    Example 6.1.
+
+    Returns
+    -------
+    MrodeExample
+        Eight animals (Example 3.1's pedigree); five records with ``calf`` (4-8), ``sex``
+        ("M", "F"), ``wwg`` (pre-weaning gain, kg) and ``pwg`` (post-weaning gain, kg), both
+        traits recorded on every calf; variances ``G0`` = [[20, 18], [18, 40]] (genetic) and
+        ``R0`` = [[40, 11], [11, 30]] (residual), traits in the order WWG, PWG, given as nested
+        lists of floats (``np.array(ex.variances["G0"])`` for a matrix).
+
+    Notes
+    -----
+    Mrode & Pocrnic (2023), Sections 6.1-6.2: Var(a) = G0 kron A, Var(e) = R0 kron I, the same X
+    (sex) and Z for both traits (genetic correlation 0.636, residual 0.318). Alone, each trait
+    is a single-trait analysis with sigma2_a = 20, sigma2_e = 40 (WWG, the data of Example 3.1)
+    or sigma2_a = 40, sigma2_e = 30 (PWG).
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mrode_example_6_1
+    >>> ex = mrode_example_6_1()
+    >>> len(ex.pedigree), len(ex.records), int(ex.records["pwg"].isna().sum())
+    (8, 5, 0)
+    """
+    pedigree = _founders_and(3, """
+4,1,0
+5,3,2
+6,1,2
+7,4,5
+8,3,6""")
+    records = _csv("""
+calf,sex,wwg,pwg
+4,M,4.5,6.8
+5,F,2.9,5.0
+6,F,3.9,6.8
+7,M,3.5,6.0
+8,M,5.0,7.5""")
+    records[["wwg", "pwg"]] = records[["wwg", "pwg"]].astype(float)
+    return MrodeExample(pedigree, records, _bivariate_variances())
+
+
+def mrode_example_6_2() -> MrodeExample:
+    """Example 6.1 with a sixth calf and two post-weaning gains missing: the bivariate animal
+    model with missing records of Example 6.2.
+
+    Returns
+    -------
+    MrodeExample
+        Nine animals (calf 9, sire 7, dam unknown, added to Example 6.1's pedigree); six records
+        with ``calf`` (4-9), ``sex``, ``wwg`` and ``pwg`` as in :func:`mrode_example_6_1`,
+        ``pwg`` NaN for calves 4 and 9; ``G0`` and ``R0`` as there (nested lists of floats).
+
+    Notes
+    -----
+    Mrode & Pocrnic (2023), Section 6.3. The residual covariance of a calf is the sub-matrix of
+    R0 for the traits recorded on it, so R^-1 is block diagonal by calf: R0^-1 for calves 5-8,
+    1/40 (WWG only) for calves 4 and 9.
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mrode_example_6_2
+    >>> ex = mrode_example_6_2()
+    >>> len(ex.pedigree), len(ex.records), int(ex.records["pwg"].isna().sum())
+    (9, 6, 2)
+    """
+    pedigree = _founders_and(3, """
+4,1,0
+5,3,2
+6,1,2
+7,4,5
+8,3,6
+9,7,0""")
+    records = _csv("""
+calf,sex,wwg,pwg
+4,M,4.5,
+5,F,2.9,5.0
+6,F,3.9,6.8
+7,M,3.5,6.0
+8,M,5.0,7.5
+9,F,4.0,""")
+    records[["wwg", "pwg"]] = records[["wwg", "pwg"]].astype(float)
+    return MrodeExample(pedigree, records, _bivariate_variances())
+
+
 def mrode_example_8_1() -> MrodeExample:
     """Birth weight of ten beef calves: the maternal animal model of Example 8.1.
 
@@ -269,6 +361,44 @@ calf,dam,herd,pen,birth_weight
     return MrodeExample(pedigree, records,
                         {"G0": np.array([[150.0, -40.0], [-40.0, 90.0]]), "sigma2_pe": 40.0,
                          "sigma2_e": 350.0})
+
+
+def mrode_example_11_13() -> MrodeExample:
+    """Example 6.1's five calves genotyped for ten SNPs: the bivariate GBLUP of Example 11.13.
+
+    Returns
+    -------
+    MrodeExample
+        ``records`` equal to those of :func:`mrode_example_6_1` (``calf``, ``sex``, ``wwg``,
+        ``pwg``); ``genotypes`` (5 x 10, ``snp1``..``snp10`` as floats, indexed by calf);
+        ``G0`` and ``R0`` as in Example 6.1 (nested lists of floats); ``pedigree`` that of
+        Example 6.1 (eight animals).
+
+    Notes
+    -----
+    Mrode & Pocrnic (2023), Section 11.8 (the multivariate genomic model); the function is
+    named after the example number. Var(a) = G0 kron G, Var(e) = R0 kron I, with G by VanRaden's
+    first method and the five calves' own allele frequencies (2 sum p(1-p) = 4.08). G of five
+    animals is singular (G 1 = 0), so the book's equations use the inverse of G + 0.01 I. The
+    book's model uses no pedigree, only the five genotyped calves; ``pedigree`` is Example 6.1's,
+    for comparing with the pedigree-based analysis or blending.
+
+    Examples
+    --------
+    >>> from lmmbook.datasets import mrode_example_11_13
+    >>> ex = mrode_example_11_13()
+    >>> ex.genotypes.shape, ex.genotypes.index.tolist() == ex.records["calf"].tolist()
+    ((5, 10), True)
+    """
+    ex = mrode_example_6_1()
+    genotypes = _csv("""
+calf,snp1,snp2,snp3,snp4,snp5,snp6,snp7,snp8,snp9,snp10
+4,0,2,1,1,1,2,0,1,1,1
+5,2,1,2,1,1,0,1,0,2,0
+6,1,2,1,0,0,1,1,1,2,0
+7,1,2,2,1,0,1,1,1,2,1
+8,1,1,1,1,1,0,1,1,2,0""").set_index("calf").astype(float)
+    return MrodeExample(ex.pedigree, ex.records, _bivariate_variances(), genotypes)
 
 
 def mrode_example_12_1() -> MrodeExample:

@@ -142,3 +142,93 @@ def test_wheat_loader_joins_by_line_not_row_order(tmp_path):
     with pytest.raises(lmmbook.UnknownIdError, match=r"wheat_folds.csv does not list the 599 "
                        r"lines .* once each: .* differ"):
         datasets._wheat_from(folder)
+
+
+# ---------------------------------------------------------------- Mrode's multi-trait examples
+
+
+def _spd(matrix):
+    """Symmetric to the last bit, and positive definite (Cholesky succeeds)."""
+    matrix = np.asarray(matrix, float)
+    np.testing.assert_array_equal(matrix, matrix.T)
+    np.linalg.cholesky(matrix)
+    return True
+
+
+def test_mrode_6_1_bivariate_records_and_variances():
+    ex = datasets.mrode_example_6_1()
+    assert ex.pedigree.columns.tolist() == ["animal", "sire", "dam"]
+    assert ex.pedigree["animal"].tolist() == list(range(1, 9))
+    assert ex.pedigree.set_index("animal").loc[4].tolist() == [1, 0]
+    assert ex.pedigree.set_index("animal").loc[8].tolist() == [3, 6]
+    rec = ex.records
+    assert rec.columns.tolist() == ["calf", "sex", "wwg", "pwg"]
+    assert rec["calf"].tolist() == [4, 5, 6, 7, 8]
+    assert rec["sex"].tolist() == ["M", "F", "F", "M", "M"]
+    assert rec["wwg"].dtype == np.float64 and rec["pwg"].dtype == np.float64
+    assert rec["wwg"].tolist() == [4.5, 2.9, 3.9, 3.5, 5.0]  # Example 3.1's y
+    assert rec["pwg"].tolist() == [6.8, 5.0, 6.8, 6.0, 7.5]
+    assert ex.genotypes is None
+    assert ex.variances == {"G0": [[20.0, 18.0], [18.0, 40.0]], "R0": [[40.0, 11.0], [11.0, 30.0]]}
+    assert all(isinstance(v, float) for key in ("G0", "R0") for row in ex.variances[key]
+               for v in row)
+    assert _spd(ex.variances["G0"]) and _spd(ex.variances["R0"])
+    # the WWG records are Example 3.1's, with its pedigree
+    ex31 = mrode_example_3_1()
+    np.testing.assert_array_equal(rec["wwg"], ex31.loc[rec["calf"], "y"])
+    np.testing.assert_array_equal(ex.pedigree[["sire", "dam"]], ex31[["sire", "dam"]])
+
+
+def test_mrode_6_2_missing_pwg_of_calves_4_and_9():
+    ex, ex61 = datasets.mrode_example_6_2(), datasets.mrode_example_6_1()
+    assert ex.pedigree["animal"].tolist() == list(range(1, 10))
+    assert ex.pedigree.set_index("animal").loc[9].tolist() == [7, 0]
+    pd.testing.assert_frame_equal(ex.pedigree.iloc[:8], ex61.pedigree)
+    rec = ex.records
+    assert rec["calf"].tolist() == [4, 5, 6, 7, 8, 9]
+    assert rec["wwg"].notna().all() and rec["pwg"].dtype == np.float64
+    assert rec.loc[rec["pwg"].isna(), "calf"].tolist() == [4, 9]
+    calf9 = rec.set_index("calf").loc[9]
+    assert calf9["sex"] == "F" and calf9["wwg"] == 4.0 and np.isnan(calf9["pwg"])
+    # calves 5-8 as in Example 6.1, calf 4 keeps its WWG
+    both = rec.set_index("calf").loc[[5, 6, 7, 8]]
+    pd.testing.assert_frame_equal(both, ex61.records.set_index("calf").loc[[5, 6, 7, 8]])
+    assert rec.set_index("calf").loc[4, "wwg"] == 4.5
+    assert ex.variances == ex61.variances
+    assert _spd(ex.variances["G0"]) and _spd(ex.variances["R0"])
+
+
+def test_mrode_11_13_records_are_example_6_1s():
+    ex, ex61 = datasets.mrode_example_11_13(), datasets.mrode_example_6_1()
+    pd.testing.assert_frame_equal(ex.records, ex61.records)
+    pd.testing.assert_frame_equal(ex.pedigree, ex61.pedigree)
+    assert ex.variances == ex61.variances
+    assert _spd(ex.variances["G0"]) and _spd(ex.variances["R0"])
+    M = ex.genotypes
+    assert M.shape == (5, 10) and M.index.name == "calf" and M.index.tolist() == [4, 5, 6, 7, 8]
+    assert M.columns.tolist() == [f"snp{k}" for k in range(1, 11)]
+    assert (M.dtypes == np.float64).all() and set(np.unique(M.to_numpy())) <= {0.0, 1.0, 2.0}
+    assert M.loc[4].tolist() == [0, 2, 1, 1, 1, 2, 0, 1, 1, 1]
+    assert M.loc[8].tolist() == [1, 1, 1, 1, 1, 0, 1, 1, 2, 0]
+    assert M["snp9"].tolist() == [1, 2, 2, 2, 2]
+
+
+def test_mrode_11_13_vanraden_G_reproduces_the_printed_G():
+    M = datasets.mrode_example_11_13().genotypes
+    p = M.mean().to_numpy() / 2  # allele frequencies of the five calves
+    assert round(2 * np.sum(p * (1 - p)), 10) == 4.08
+    G = lmmbook.genomic_relationship(M, allele_freq=p)
+    np.testing.assert_allclose(G, lmmbook.genomic_relationship(M), rtol=0, atol=1e-12)
+    W = M.to_numpy() - 2 * p
+    np.testing.assert_allclose(G, W @ W.T / 4.08, rtol=0, atol=1e-12)
+    printed = np.array([  # ex-11-13.md, label "G", calves 4-8, 3 decimals
+        [1.137, -0.725, -0.088, 0.010, -0.333],
+        [-0.725, 0.843, -0.235, -0.137, 0.255],
+        [-0.088, -0.235, 0.402, 0.010, -0.088],
+        [0.010, -0.137, 0.010, 0.353, -0.235],
+        [-0.333, 0.255, -0.088, -0.235, 0.402],
+    ])
+    np.testing.assert_allclose(G, printed, rtol=0, atol=5e-4)  # rounding of the print
+    # singular (G 1 = 0 with the calves' own frequencies): why the book inverts G + 0.01 I
+    assert np.linalg.matrix_rank(G) == 4
+    np.linalg.cholesky(G + 0.01 * np.eye(5))
