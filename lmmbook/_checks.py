@@ -75,6 +75,52 @@ def vector(name: str, y: Any) -> tuple[np.ndarray, pd.Index | None]:
     return values, index
 
 
+def is_table(y: Any) -> bool:
+    """Whether y holds several traits: a DataFrame or 2-D array with more than one column."""
+    if isinstance(y, pd.DataFrame):
+        return y.shape[1] > 1
+    if isinstance(y, (pd.Series, str)) or sp.issparse(y):
+        return False
+    shape = np.shape(y)
+    return len(shape) == 2 and shape[1] > 1
+
+
+def table(name: str, Y: Any) -> tuple[np.ndarray, pd.Index | None, tuple[str, ...]]:
+    """An (n, t) float table of t traits (NaN = not observed), its row IDs when it came as a
+    DataFrame, and the trait names (the columns, else "trait1", "trait2", ...)."""
+    index = columns = None
+    if isinstance(Y, pd.DataFrame):
+        index, columns = Y.index, [str(c) for c in Y.columns]
+        not_numeric = [c for c in Y.columns if not pd.api.types.is_numeric_dtype(Y[c])]
+        if not_numeric:
+            raise InputError(f"{name} column(s) {format_ids(not_numeric)} are not numeric; each "
+                             "column of a table of traits holds one trait's records.")
+    try:
+        values = np.asarray(Y, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be numeric: {exc}") from None
+    if values.ndim != 2:
+        raise ShapeMismatchError(f"{name} must be an (n, t) table, got shape {values.shape}.")
+    t = values.shape[1]
+    names = tuple(columns) if columns is not None else tuple(f"trait{a + 1}" for a in range(t))
+    if len(set(names)) != t or any(("," in v or ":" in v) for v in names):
+        raise InputError(f"the traits (columns of {name}) need distinct names without commas or "
+                         f"colons, got {list(names)}.")
+    if np.isinf(values).any():
+        i, a = (int(k) for k in np.argwhere(np.isinf(values))[0])
+        raise NonFiniteError(
+            f"{name} is infinite at row {i}{_id_at(index, i)}, trait {names[a]!r}; use NaN for a "
+            "value that was not observed.")
+    empty = [names[a] for a in range(t) if not np.isfinite(values[:, a]).any()]
+    if empty:
+        raise InputError(
+            f"trait(s) {format_ids(empty)} of {name} have no record: nothing informs their "
+            "variances or effects. Drop the column, or add its records.")
+    if index is not None:
+        unique_ids(f"the index of {name}", index)
+    return values, index, names
+
+
 def matrix(name: str, A: Any) -> Labelled:
     """A 2-D float matrix (dense ndarray or scipy.sparse CSR) with its labels, all finite."""
     rows = columns = None

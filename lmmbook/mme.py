@@ -72,6 +72,15 @@ class MMEResult:
         PCG's relative residual ||C x - r|| / ||r|| at the start and after each iteration.
     names : tuple of str
         A name per design (``names=`` of :func:`solve_mme`, else "u" or "u1", "u2", ...).
+    traits : tuple of str or None
+        With several traits (y a table): their names. Then ``u``, ``pev`` and ``reliability`` of
+        each design are (q, t) arrays, one column per trait; ``b`` holds each trait's fixed
+        effects, trait by trait, named "trait:column"; ``sigma2_u`` is the genetic covariance
+        matrix G0 (a (k t, k t) matrix for a tuple, effect by effect, traits within) and
+        ``sigma2_e`` the residual covariance matrix R0. None for one trait.
+    unused_records : ndarray or None
+        With several traits: the records (IDs of y, else positions) with no trait observed,
+        which therefore left the equations. None for one trait.
     """
 
     b: np.ndarray
@@ -87,19 +96,26 @@ class MMEResult:
     n_iter: int | None = None
     residuals: np.ndarray | None = None
     names: tuple[str, ...] = ("u",)
+    traits: tuple[str, ...] | None = None
+    unused_records: np.ndarray | None = None
 
     @property
     def lambda_(self) -> float:
         """The variance ratio lambda = sigma2_e / sigma2_u that enters the equations (one
         random effect; with several, each G0 enters as sigma2_e G0^-1)."""
-        if isinstance(self.sigma2_u, tuple):
-            raise InputError("lambda_ is defined for one random effect; with several, each G0 "
-                             "enters the equations as sigma2_e * inv(G0).")
+        if isinstance(self.sigma2_u, tuple) or self.traits is not None:
+            raise InputError("lambda_ is defined for one random effect of one trait; with "
+                             "several, each G0 enters the equations as sigma2_e * inv(G0) (with "
+                             "several traits, as inv(G0) next to R^-1).")
         return self.sigma2_e / self.sigma2_u
 
     def fixed_effects(self) -> pd.Series:
-        """b as a Series indexed by ``fixed_names``."""
-        return pd.Series(self.b, index=self.fixed_names, name="b")
+        """b as a Series indexed by ``fixed_names`` (with several traits by (trait, column))."""
+        if self.traits is None:
+            return pd.Series(self.b, index=self.fixed_names, name="b")
+        index = pd.MultiIndex.from_tuples([tuple(str(v).split(":", 1)) for v in self.fixed_names],
+                                          names=["trait", "column"])
+        return pd.Series(self.b, index=index, name="b")
 
     def random_effects(self, effect: int | str | None = None) -> pd.DataFrame:
         """u, and its PEV and reliability when computed, as a DataFrame indexed by ``levels``.
@@ -108,10 +124,10 @@ class MMEResult:
         it the designs are stacked under a two-level index (effect, level).
         """
         if not isinstance(self.u, tuple):
-            return self._frame(self.u, self.pev, self.reliability, self.levels)
+            return self._frame(self.u, self.pev, self.reliability, self.levels, self.traits)
         parts = [self._frame(self.u[j], None if self.pev is None else self.pev[j],
                              None if self.reliability is None else self.reliability[j],
-                             self.levels[j]) for j in range(len(self.u))]
+                             self.levels[j], self.traits) for j in range(len(self.u))]
         if effect is not None:
             if isinstance(effect, str):
                 if effect not in self.names:
@@ -122,11 +138,17 @@ class MMEResult:
         return pd.concat(parts, keys=list(self.names), names=["effect", "level"])
 
     @staticmethod
-    def _frame(u, pev, reliability, levels) -> pd.DataFrame:
+    def _frame(u, pev, reliability, levels, traits=None) -> pd.DataFrame:
         columns = {"u": u}
         if pev is not None:
             columns |= {"pev": pev, "reliability": reliability}
-        return pd.DataFrame(columns, index=pd.Index(levels, name="level"))
+        index = pd.Index(levels, name="level")
+        if traits is None:
+            return pd.DataFrame(columns, index=index)
+        frame = pd.DataFrame({(what, trait): values[:, a] for what, values in columns.items()
+                              for a, trait in enumerate(traits)}, index=index)
+        frame.columns.names = ["quantity", "trait"]
+        return frame
 
 
 def solve_mme(
@@ -150,12 +172,16 @@ def solve_mme(
 
     Parameters
     ----------
-    y : (n,) array_like or pandas.Series
+    y : (n,) array_like or pandas.Series, or an (n, t) array or DataFrame of t traits
         Records. NaN means "not observed": the record leaves the equations, and every level of u
-        is still predicted.
+        is still predicted. With t traits (chapter 11) each column is one trait (a DataFrame's
+        column names name them), NaN marks a trait not recorded on that record, and a record with
+        no trait observed leaves the equations (listed in ``unused_records``).
     X : (n, n_b) array_like, scipy.sparse matrix, pandas.DataFrame, Incidence, or str
         Fixed-effect design; must have full column rank on the observed records. A string is a
         formula over ``data`` (:func:`lmmbook.fixed_design`), e.g. ``"~ C(hys) + C(parity) - 1"``.
+        With several traits the same design serves every trait, each with its own effects; a
+        dict ``{trait: design}`` gives each trait its own.
     Z : (n, q) design, a tuple of designs, or a list of designs and tuples
         Random-effect design(s): array_like, scipy.sparse, DataFrame or Incidence. A list holds
         one entry per random effect (animal, permanent environment, litter...); an entry that is a
@@ -167,9 +193,12 @@ def solve_mme(
     sigma2_u : float or (k, k) array_like, or a list of them
         One per entry of ``Z``: the variance of u (per unit of K), or for a tuple of k designs the
         (k, k) covariance matrix G0 of the effects, Var(stacked u) = G0 kron K. Positive
-        (definite).
-    sigma2_e : float
-        Residual variance, positive.
+        (definite). With t traits the (t, t) genetic covariance matrix G0 of each effect (for a
+        tuple of k effects a (k t, k t) matrix, effect by effect, traits within).
+    sigma2_e : float or (t, t) array_like
+        Residual variance, positive; with t traits the residual covariance matrix R0 of one
+        record's traits (R^-1 is block diagonal by record: the inverse of R0's sub-matrix for the
+        traits observed on it, chapter 11, ``(eq-mt-rinv)``).
     K_diag : (q,) array_like or a list of them (None entries allowed), optional
         diag(K), needed for reliabilities (a pedigree knows it as 1 + F). Computed from K_inv when
         absent.
@@ -227,7 +256,9 @@ def solve_mme(
     Chapter 1, equation ``(eq-mme)``; Henderson (1975). With several random effects, chapter 4,
     equation ``(eq-general-mme)``: C = [X Z_all]'[X Z_all] + blockdiag(0, sigma2_e Sigma_u^-1)
     with Z_all all designs side by side and Sigma_u^-1 = blockdiag(G0_r^-1 kron K_r^-1);
-    Henderson (1984).
+    Henderson (1984). With several traits, chapter 11, equation ``(eq-mt-mme)``:
+    C = [X Z_all]' R^-1 [X Z_all] + blockdiag(0, Sigma_u^-1) over the observed (record, trait)
+    pairs; Henderson & Quaas (1976).
 
     Inputs are aligned by position, except where they carry IDs: when y is a Series, DataFrame
     rows of X and Z are joined to it by index; Z's column labels (DataFrame columns or
@@ -273,33 +304,33 @@ def solve_mme(
                          "method='direct' (sparse factorisation) for PEV and reliabilities.")
     if preconditioner not in ("diagonal", "block"):
         raise InputError(f"preconditioner must be 'diagonal' or 'block', got {preconditioner!r}.")
-    X = _checks.formula_or_matrix(X, data)
-    y_values, y_ids = _checks.vector("y", y)
-    n = len(y_values)
-    Xl = _checks.matrix("X", X)
-    X_values = _checks.rows_like_y(Xl, "X", y_ids, n)
-    effects = model.random_effects(Z, K_inv, y_ids, n, inverse=True)
-    G0s = model.covariances(sigma2_u, effects)
-    sigma2_e = _checks.positive_variance("sigma2_e", sigma2_e)
-    names = model.design_names(names, effects)
-    n_b = X_values.shape[1]
-    fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(n_b)
+    stacked = model.stacked_problem(y, X, Z, K_inv, data, inverse=True)
+    traits, effects = stacked.traits, stacked.effects
+    names = model.design_names(names, stacked.single)
     K_diags = _k_diag_argument(K_diag, effects)
+    R_inv = None
+    if traits is None:
+        G0s = model.covariances(sigma2_u, effects)
+        sigma2_e = _checks.positive_variance("sigma2_e", sigma2_e)
+        scale = sigma2_e
+    else:
+        G0s = model.covariances(sigma2_u, effects, rows=model.TRAIT_ROWS)
+        sigma2_e = model.covariance_matrix("sigma2_e", sigma2_e, traits.t,
+                                           rows="one row per trait: R0")
+        R_inv, scale = traits.residual_inverse(sigma2_e), 1.0
+    observed, fixed_names = stacked.observed, stacked.fixed_names
+    X_o, y_o = stacked.X[observed], stacked.y[observed]
+    n_b = X_o.shape[1]
 
-    observed = np.isfinite(y_values)
-    if not observed.any():
-        raise InputError("y has no observed record (all NaN); there is nothing to fit.")
-    X_o, y_o = X_values[observed], y_values[observed]
-    _checks.full_column_rank("X", X_o, Xl.columns)
-
-    sparse = sp.issparse(X_values) or effects.sparse
+    sparse = sp.issparse(X_o) or effects.sparse
     Z_all_o = model.observed_design(effects, observed, sparse)
     n_u = effects.size
     n_iter = residuals = None
     if method == "pcg":
         compute_pev = False
         _check_structures(effects, dense_cholesky=False)
-        C, XZ = model.coefficient_matrix(X_o, Z_all_o, effects, G0s, sigma2_e, sparse=True)
+        C, XZ = model.coefficient_matrix(X_o, Z_all_o, effects, G0s, scale, sparse=True,
+                                         R_inv=R_inv)
         solution, residuals = _pcg(C, XZ.T @ y_o,
                                    _preconditioner(C, n_b, effects, preconditioner), tol,
                                    maxiter or min(n_b + n_u, 100_000))
@@ -308,7 +339,7 @@ def solve_mme(
         if compute_pev is None:
             compute_pev = not sparse or n_u <= PEV_AUTO_MAX_LEVELS
         factors = _check_structures(effects, dense_cholesky=not sparse)
-        C, XZ = model.coefficient_matrix(X_o, Z_all_o, effects, G0s, sigma2_e, sparse)
+        C, XZ = model.coefficient_matrix(X_o, Z_all_o, effects, G0s, scale, sparse, R_inv=R_inv)
         solver = (_SparseSolver if sparse else _DenseSolver)(C)
         solution = solver.solve(XZ.T @ y_o)
     b = solution[:n_b]
@@ -316,7 +347,7 @@ def solve_mme(
 
     pev = reliability = None
     if compute_pev:
-        pev = _split(sigma2_e * solver.inverse_diagonal(n_b, n_b + n_u), effects)
+        pev = _split(scale * solver.inverse_diagonal(n_b, n_b + n_u), effects)
         reliability = []
         j = 0
         for r, (entry, G0) in enumerate(zip(effects.entries, G0s, strict=True)):
@@ -330,21 +361,28 @@ def solve_mme(
     def out(arrays):
         if arrays is None:
             return None
-        arrays = tuple(frozen(a) for a in arrays)
+        arrays = tuple(frozen(a) for a in stacked.by_trait(arrays))
         return arrays if effects.multi else arrays[0]
 
-    levels = [e.levels for e in effects.entries for _ in range(e.k)]
+    levels = [e.levels for e in stacked.single.entries for _ in range(e.k)]
     if effects.multi:
         s2u = tuple(float(G0[0, 0]) if e.k == 1 else frozen(G0)
                     for e, G0 in zip(effects.entries, G0s, strict=True))
     else:
-        s2u = float(G0s[0][0, 0])
+        s2u = float(G0s[0][0, 0]) if traits is None else frozen(G0s[0])
     return MMEResult(
         b=frozen(b), u=out(u), pev=out(pev), reliability=out(reliability),
-        fixed_names=frozen(fixed_names), levels=out(levels), sigma2_u=s2u,
-        sigma2_e=sigma2_e, n_obs=int(observed.sum()), method=method, n_iter=n_iter,
-        residuals=frozen(residuals), names=names,
+        fixed_names=frozen(fixed_names), levels=_levels(levels, effects),
+        sigma2_u=s2u, sigma2_e=sigma2_e if traits is None else frozen(sigma2_e),
+        n_obs=stacked.n_obs, method=method, n_iter=n_iter, residuals=frozen(residuals),
+        names=names, traits=None if traits is None else traits.names,
+        unused_records=stacked.unused_records,
     )
+
+
+def _levels(levels, effects):
+    levels = tuple(_checks.frozen(a) for a in levels)
+    return levels if effects.multi else levels[0]
 
 
 def _split(values: np.ndarray, effects: model.RandomEffects) -> list[np.ndarray]:

@@ -228,15 +228,16 @@ def design_names(names: Sequence[str] | None, effects: RandomEffects) -> tuple[s
     return names
 
 
-def covariances(sigma2_u: Any, effects: RandomEffects, *, require_pd: bool = True
-                ) -> tuple[np.ndarray, ...]:
+def covariances(sigma2_u: Any, effects: RandomEffects, *, require_pd: bool = True,
+                rows: str | None = None) -> tuple[np.ndarray, ...]:
     """The (k, k) covariance matrix G0 of each entry, from ``sigma2_u`` as the caller gave it.
 
     One entry: a float (k = 1) or a (k, k) matrix. Several: a list/tuple with one float or matrix
     per entry of Z.
     """
     entries = effects.entries
-    if len(entries) == 1 and not isinstance(sigma2_u, list):
+    if len(entries) == 1 and (not isinstance(sigma2_u, list)
+                              or _is_matrix_like(sigma2_u, entries)):
         values = [sigma2_u]
     elif isinstance(sigma2_u, (list, tuple)) and not _is_matrix_like(sigma2_u, entries):
         values = list(sigma2_u)
@@ -252,7 +253,8 @@ def covariances(sigma2_u: Any, effects: RandomEffects, *, require_pd: bool = Tru
     out = []
     for r, (value, entry) in enumerate(zip(values, entries, strict=True)):
         where = f" (random effect {r + 1})" if len(entries) > 1 else ""
-        out.append(covariance_matrix(f"sigma2_u{where}", value, entry.k, require_pd=require_pd))
+        out.append(covariance_matrix(f"sigma2_u{where}", value, entry.k, require_pd=require_pd,
+                                     rows=rows))
     return tuple(out)
 
 
@@ -262,8 +264,12 @@ def _is_matrix_like(value, entries) -> bool:
             and all(isinstance(row, (list, tuple, np.ndarray)) for row in value))
 
 
-def covariance_matrix(name: str, value: Any, k: int, *, require_pd: bool = True) -> np.ndarray:
-    """A (k, k) symmetric positive definite covariance matrix (a positive float when k = 1)."""
+def covariance_matrix(name: str, value: Any, k: int, *, require_pd: bool = True,
+                      rows: str | None = None) -> np.ndarray:
+    """A (k, k) symmetric positive definite covariance matrix (a positive float when k = 1).
+
+    ``rows`` says what a row stands for in the message of a wrong shape.
+    """
     if k == 1 and np.ndim(value) == 0:
         return np.array([[_checks.positive_variance(name, value)]])
     try:
@@ -272,8 +278,9 @@ def covariance_matrix(name: str, value: Any, k: int, *, require_pd: bool = True)
         raise VarianceError(f"{name} must be a number or a (k, k) matrix, got {value!r}.") from None
     if G0.shape != (k, k):
         raise ShapeMismatchError(
-            f"{name} must be a ({k}, {k}) covariance matrix (one row per correlated design of its "
-            f"entry of Z), got shape {G0.shape}.")
+            f"{name} must be a ({k}, {k}) covariance matrix "
+            f"({rows or 'one row per correlated design of its entry of Z'}), got shape "
+            f"{G0.shape}.")
     if not np.isfinite(G0).all():
         raise VarianceError(f"{name} holds a value that is not finite: {G0.tolist()}.")
     if not np.allclose(G0, G0.T, rtol=1e-12, atol=0.0):
@@ -316,30 +323,37 @@ def observed_design(effects: RandomEffects, observed: np.ndarray, sparse: bool) 
 
 
 def coefficient_matrix(X_o: Matrix, Z_all_o: Matrix, effects: RandomEffects,
-                       G0s: Sequence[np.ndarray], sigma2_e: float, sparse: bool):
+                       G0s: Sequence[np.ndarray], sigma2_e: float, sparse: bool,
+                       R_inv: sp.sparray | None = None):
     """C = [X Z_all]'[X Z_all] + blockdiag(0, sigma2_e Sigma_u^-1), and [X Z_all] (chapter 4,
-    ``(eq-general-mme)``).
+    ``(eq-general-mme)``); C is multiplied through by sigma2_e.
+
+    With ``R_inv`` (several traits, chapter 11, ``(eq-mt-mme)``) C = [X Z_all]' R^-1 [X Z_all] +
+    blockdiag(0, Sigma_u^-1) instead (pass sigma2_e = 1), and the second matrix returned is
+    R^-1 [X Z_all], so that the right-hand side is always its transpose times y.
 
     Dense when every input is dense, else sparse CSC.
     """
     n_b = X_o.shape[1]
     if sparse:
         XZ = sp.hstack([sp.csr_array(X_o), sp.csr_array(Z_all_o)], format="csr")
+        WXZ = XZ if R_inv is None else (R_inv @ XZ).tocsr()
         blocks = [sp.csc_array((n_b, n_b))]
         for entry, G0 in zip(effects.entries, G0s, strict=True):
             blocks.append(sp.kron(sigma2_e * np.linalg.inv(G0),
                                   sp.csc_array(structure_inverse(entry)), format="csc"))
-        C = (XZ.T @ XZ + sp.block_diag(blocks, format="csc")).tocsc()
-        return C, XZ
+        C = (XZ.T @ WXZ + sp.block_diag(blocks, format="csc")).tocsc()
+        return C, WXZ
     XZ = np.hstack([_checks.dense(X_o), _checks.dense(Z_all_o)])
-    C = XZ.T @ XZ
+    WXZ = XZ if R_inv is None else np.asarray(R_inv @ XZ)
+    C = XZ.T @ WXZ
     start = n_b
     for entry, G0 in zip(effects.entries, G0s, strict=True):
         K_inv = _checks.dense(structure_inverse(entry))
         C[start:start + entry.size, start:start + entry.size] += np.kron(
             sigma2_e * np.linalg.inv(G0), K_inv)
         start += entry.size
-    return C, XZ
+    return (C + C.T) / 2 if R_inv is not None else C, WXZ
 
 
 def variance_parts(entry: RandomEffect, observed: np.ndarray) -> list[np.ndarray]:
@@ -382,3 +396,210 @@ def unvech(values: Sequence[float], k: int) -> np.ndarray:
     for (a, b), v in zip(lower_pairs(k), values, strict=True):
         G0[a, b] = G0[b, a] = v
     return G0
+
+
+# ---- several traits (chapter 11) -----------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Traits:
+    """t traits recorded on n records, stacked into one vector (chapter 11).
+
+    The stacked vector holds the observed (record, trait) pairs record by record, traits within,
+    so that the residuals of one record, correlated across its traits, are neighbours and R^-1 is
+    block diagonal. A trait's random effect of the single-trait model becomes t designs, one per
+    trait (design a of stacked row (i, b) is row i of Z when a = b, else 0), so every entry of
+    ``Z`` with k designs becomes an entry of k t correlated designs, effect by effect and traits
+    within, with Var(u) = G0 kron K for a (k t, k t) G0.
+
+    Attributes
+    ----------
+    names : tuple of str
+        The traits.
+    observed : (n, t) bool ndarray
+        Which trait was recorded on which record.
+    record, trait : (n_s,) int ndarray
+        Record (row of Y) and trait of each stacked observation.
+    """
+
+    names: tuple[str, ...]
+    observed: np.ndarray
+    record: np.ndarray
+    trait: np.ndarray
+
+    @property
+    def t(self) -> int:
+        return len(self.names)
+
+    @property
+    def with_data(self) -> np.ndarray:
+        """Records with at least one trait observed (the others leave the equations)."""
+        return self.observed.any(axis=1)
+
+    def selection(self, a: int) -> sp.csr_array:
+        """S_a, (n_s, n): 1 where stacked row s is record i's value of trait a."""
+        rows = np.flatnonzero(self.trait == a)
+        n_s, n = len(self.record), len(self.observed)
+        return sp.csr_array((np.ones(len(rows)), (rows, self.record[rows])), shape=(n_s, n))
+
+    def stack(self, design: Matrix) -> list[Matrix]:
+        """[S_1 D, ..., S_t D]: the stacked design of each trait from one (n, q) design D."""
+        return [self.selection(a) @ design for a in range(self.t)]
+
+    def fixed(self, designs: Sequence[Matrix], columns: Sequence[np.ndarray]
+              ) -> tuple[Matrix, np.ndarray]:
+        """The stacked fixed-effect design [S_1 X_1 | ... | S_t X_t] (each trait its own
+        effects, trait by trait) and its column names "trait:column"."""
+        blocks = [self.selection(a) @ X for a, X in enumerate(designs)]
+        names = np.array([f"{self.names[a]}:{c}" for a, cols in enumerate(columns) for c in cols],
+                         dtype=object)
+        if any(sp.issparse(b) for b in blocks):
+            return sp.hstack([sp.csr_array(b) for b in blocks], format="csr"), names
+        return np.hstack([np.asarray(b) for b in blocks]), names
+
+    def effects(self, effects: RandomEffects) -> RandomEffects:
+        """Every entry with k designs as an entry of k t designs over the stacked rows."""
+        entries = []
+        for e in effects.entries:
+            designs = tuple(d for design in e.designs for d in self.stack(design))
+            entries.append(RandomEffect(designs, e.levels, e.structure, e.inverse))
+        return RandomEffects(tuple(entries), effects.multi)
+
+    def _blocks(self):
+        """Per pattern of observed traits: the records with it and their stacked positions."""
+        records = np.flatnonzero(self.with_data)
+        counts = self.observed[records].sum(axis=1)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        patterns, which = np.unique(self.observed[records], axis=0, return_inverse=True)
+        for j, pattern in enumerate(patterns):
+            mine = which.ravel() == j
+            positions = offsets[mine][:, None] + np.arange(int(pattern.sum()))[None, :]
+            yield pattern, positions
+
+    def residual_inverse(self, R0: np.ndarray) -> sp.csr_array:
+        """R^-1: block diagonal by record, each block the inverse of R0's sub-matrix for the
+        traits observed on that record (chapter 11, ``(eq-mt-rinv)``)."""
+        rows, cols, values = [], [], []
+        for pattern, positions in self._blocks():
+            block = np.linalg.inv(R0[np.ix_(pattern, pattern)])
+            m = positions.shape[1]
+            rows.append(np.repeat(positions, m, axis=1).ravel())
+            cols.append(np.tile(positions, (1, m)).ravel())
+            values.append(np.broadcast_to(block.ravel(), (len(positions), m * m)).ravel())
+        n_s = len(self.record)
+        return sp.csr_array((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                            shape=(n_s, n_s))
+
+    def residual_parts(self) -> list[np.ndarray]:
+        """The dense matrices whose weighted sum by the lower triangle of R0 is R (REML, V form):
+        for (a, b) the indicator of two stacked values of one record, of traits a and b (both
+        orders for a covariance)."""
+        same = self.record[:, None] == self.record[None, :]
+        parts = []
+        for a, b in lower_pairs(self.t):
+            H = same & (self.trait[:, None] == a) & (self.trait[None, :] == b)
+            parts.append((H | H.T).astype(float))
+        return parts
+
+
+def traits(Y: np.ndarray, names: Sequence[str]) -> Traits:
+    """The stacking of an (n, t) table of records (NaN = not observed)."""
+    observed = np.isfinite(Y)
+    record, trait = np.nonzero(observed)  # row-major: record by record, traits within
+    return Traits(tuple(names), observed, record, trait)
+
+
+def trait_design_names(names: Sequence[str], traits_: Traits) -> tuple[str, ...]:
+    """A name per stacked design: "effect:trait", effect by effect, traits within."""
+    return tuple(f"{v}:{t}" for v in names for t in traits_.names)
+
+
+TRAIT_ROWS = ("one row per trait; for a tuple of k effects a (k t, k t) matrix, effect by "
+              "effect, traits within")
+
+
+@dataclass(frozen=True, eq=False)
+class StackedProblem:
+    """y, X and the random effects as the solvers see them: the records of one trait, or the
+    observed (record, trait) pairs of several stacked by :class:`Traits` (chapter 11).
+
+    ``single`` holds the entries of Z as given (one trait); ``effects`` those over the rows of
+    ``y`` (the same for one trait). ``observed`` marks the rows of ``y`` that enter the fit.
+    """
+
+    y: np.ndarray
+    X: Matrix
+    observed: np.ndarray
+    fixed_names: np.ndarray
+    effects: RandomEffects
+    single: RandomEffects
+    traits: Traits | None
+    n_obs: int
+    unused_records: np.ndarray | None
+
+    def by_trait(self, parts: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One array per design of ``single``: with several traits the t stacked designs of
+        each, side by side as a (q, t) array."""
+        if self.traits is None:
+            return list(parts)
+        t = self.traits.t
+        return [np.column_stack(parts[j:j + t]) for j in range(0, len(parts), t)]
+
+
+def stacked_problem(y: Any, X: Any, Z: Any, K: Any, data: Any, *, inverse: bool,
+                    broadcast: bool = False, dense_X: bool = False) -> StackedProblem:
+    """Read y (a vector, or an (n, t) table of traits), X (one design, a formula, or with several
+    traits a dict of one per trait) and the entries of Z once, for solve_mme and reml.
+
+    Refuses a y without any observed value and an X without full column rank on the observed
+    records (per trait, with several: the stacked design's columns are "trait:column").
+    """
+    several = _checks.is_table(y)
+    if several:
+        Y, y_ids, names = _checks.table("y", y)
+        n = len(Y)
+    else:
+        y_values, y_ids = _checks.vector("y", y)
+        n = len(y_values)
+    effects = random_effects(Z, K, y_ids, n, inverse=inverse, broadcast=broadcast)
+    if not several:
+        Xl = _checks.matrix("X", _checks.formula_or_matrix(X, data))
+        X_values = _checks.rows_like_y(Xl, "X", y_ids, n)
+        if dense_X:
+            X_values = _checks.dense(X_values)
+        observed = np.isfinite(y_values)
+        if not observed.any():
+            raise InputError("y has no observed record (all NaN); there is nothing to fit.")
+        _checks.full_column_rank("X", X_values[observed], Xl.columns)
+        p = X_values.shape[1]
+        fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
+        return StackedProblem(y_values, X_values, observed, fixed_names, effects, effects, None,
+                              int(observed.sum()), None)
+    tr = traits(Y, names)
+    designs, columns = [], []
+    for trait in names:
+        Xa = _trait_design(X, trait, names)
+        Xl = _checks.matrix(f"X ({trait})" if isinstance(X, dict) else "X",
+                            _checks.formula_or_matrix(Xa, data))
+        values = _checks.rows_like_y(Xl, "X", y_ids, n)
+        designs.append(_checks.dense(values) if dense_X else values)
+        columns.append(list(Xl.columns) if Xl.columns is not None
+                       else list(range(values.shape[1])))
+    X_s, fixed_names = tr.fixed(designs, columns)
+    _checks.full_column_rank("X", X_s, pd.Index(fixed_names))
+    unused = np.flatnonzero(~tr.with_data)
+    unused_ids = np.asarray(y_ids[unused]) if y_ids is not None else unused
+    y_s = Y[tr.record, tr.trait]
+    return StackedProblem(y_s, X_s, np.ones(len(y_s), dtype=bool), fixed_names,
+                          tr.effects(effects), effects, tr, int(tr.with_data.sum()), unused_ids)
+
+
+def _trait_design(X: Any, trait: str, names: Sequence[str]) -> Any:
+    """X of one trait: the same X for every trait, or its entry of a dict keyed by trait."""
+    if not isinstance(X, dict):
+        return X
+    unknown = [str(k) for k in X if str(k) not in names]
+    if unknown or len(X) != len(names):
+        raise ShapeMismatchError(
+            f"X as a dict needs one design per trait, keyed by the trait names {list(names)}; got "
+            f"keys {[str(k) for k in X]}.")
+    return {str(k): v for k, v in X.items()}[trait]
