@@ -91,6 +91,16 @@ class REMLResult:
     history : pandas.DataFrame or None
         "ai"/"em": the parameters and the log-likelihood at the start (iteration 0) and after
         each iteration, indexed by iteration; None for "spectral".
+    traits : tuple of str or None
+        With several traits (y a table, chapter 11): their names. Then ``sigma2_u`` is the
+        genetic covariance matrix G0 of each entry ((t, t), or (k t, k t) for a tuple, effect by
+        effect, traits within), ``sigma2_e`` the (t, t) residual covariance matrix R0, ``h2`` a
+        (t,) array per design (sigma2_P of a trait sums that trait's own (co)variances only), and
+        ``u`` a (q, t) array per design; parameters are named "var(u:trait)",
+        "cov(u:trait1,u:trait2)", "var(e:trait)", ..., and ``components()`` adds the genetic and
+        residual correlations. None for one trait.
+    unused_records : ndarray or None
+        With several traits: records (IDs of y, else positions) with no trait observed.
     """
 
     sigma2_u: float | tuple[float | np.ndarray, ...]
@@ -114,20 +124,28 @@ class REMLResult:
     parameter_names: tuple[str, ...] = ()
     parameter_cov: np.ndarray | None = None
     history: pd.DataFrame | None = None
+    traits: tuple[str, ...] | None = None
+    unused_records: np.ndarray | None = None
+
+    @property
+    def _design_names(self) -> tuple[str, ...]:
+        if self.traits is None:
+            return self.names
+        return tuple(f"{v}:{t}" for v in self.names for t in self.traits)
 
     def components(self) -> pd.DataFrame:
         """Every estimated (co)variance with its standard error, then h2 of each design and the
         correlation of each correlated pair (standard errors by the delta method)."""
-        theta = _flat(self.sigma2_u) + [self.sigma2_e]
+        theta = _flat(self.sigma2_u) + _flat(self.sigma2_e)
         cov = (self.parameter_cov if self.parameter_cov is not None
                else np.full((len(theta), len(theta)), np.nan))
         se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         rows = [(name, value, s) for name, value, s in
                 zip(self.parameter_names, theta, se, strict=True)]
-        h2 = self.h2 if isinstance(self.h2, tuple) else (self.h2,)
-        h2_se = self.h2_se if isinstance(self.h2_se, tuple) else (self.h2_se,)
-        rows += [(f"h2({name})", h, hs) for name, h, hs in zip(self.names, h2, h2_se,
-                                                                strict=True)]
+        h2 = np.ravel(self.h2 if isinstance(self.h2, tuple) else (self.h2,))
+        h2_se = np.ravel(self.h2_se if isinstance(self.h2_se, tuple) else (self.h2_se,))
+        rows += [(f"h2({name})", float(h), float(hs))
+                 for name, h, hs in zip(self._design_names, h2, h2_se, strict=True)]
         for name, (a, b_, c) in _correlation_index(self.parameter_names):
             r = theta[b_] / np.sqrt(theta[a] * theta[c])
             grad = np.zeros(len(theta))
@@ -146,7 +164,8 @@ class REMLResult:
             "",
             "Random effects:",
         ]
-        if isinstance(self.sigma2_u, tuple) and any(np.ndim(v) for v in self.sigma2_u):
+        values = self.sigma2_u if isinstance(self.sigma2_u, tuple) else (self.sigma2_u,)
+        if self.traits is not None or any(np.ndim(v) for v in values):
             table = self.components()
             lines.append(f" {'Parameter':<24}{'Estimate':>12}{'(SE)':>12}")
             for name, row in table.iterrows():
@@ -208,11 +227,15 @@ def reml(
 
     Parameters
     ----------
-    y : (n,) array_like or pandas.Series
+    y : (n,) array_like or pandas.Series, or an (n, t) array or DataFrame of t traits
         Records; NaN means "not observed" (left out of the likelihood, still predicted in u).
+        With t traits (chapter 11) each column is a trait and NaN a trait not recorded on that
+        record; then every G0 holds the genetic covariances between traits and the residual
+        covariance matrix R0 is estimated too.
     X : (n, n_b) array_like, pandas.DataFrame, Incidence, or str
         Fixed-effect design, full column rank on the observed records; a string is a formula over
-        ``data`` (:func:`lmmbook.fixed_design`).
+        ``data`` (:func:`lmmbook.fixed_design`). With several traits the same design serves every
+        trait (each with its own effects), or a dict ``{trait: design}`` gives each its own.
     Z : (n, q) design or None, a tuple of designs, or a list of them
         Random-effect design(s) as for :func:`lmmbook.solve_mme`: a list with one entry per random
         effect, a tuple for the designs of correlated effects over the same levels (their whole
@@ -236,7 +259,8 @@ def reml(
         Iteration limit of "ai" (default 200) and "em" (default 5000 SQUAREM cycles).
     init : sequence, optional
         Starting values for "ai"/"em": one per entry of Z (a variance, or a (k, k) matrix for a
-        tuple), then the residual variance. By default the residual variance of least squares,
+        tuple; (t, t) or (k t, k t) with t traits), then the residual variance (R0 with t
+        traits). By default the residual variance of least squares,
         shared equally among the variances, covariances 0.
     data : pandas.DataFrame, optional
         The records, when ``X`` is a formula.
@@ -278,6 +302,16 @@ def reml(
     is reached and reported. These methods work with the n x n matrix V, O(n^3) per iteration:
     meant for up to a few thousand records.
 
+    With t traits (chapter 11, ``(eq-mt-v)``) the observed (record, trait) pairs are stacked
+    record by record and V = sum over G0 elements of Z_a K Z_b' (+ transpose) + sum over R0
+    elements of the indicator of two values of one record of traits a and b (+ transpose): still
+    linear in the parameters, so AI and EM apply unchanged, and R0 is one more (t, t) block, the
+    residual's, stepped through its Cholesky factor (AI) or updated by
+    R0 + R0 (Q - T) R0 / n_rec over the records with data (EM), so that it stays positive
+    (semi-)definite. ``components()`` gives the genetic and residual correlations with standard
+    errors by the delta method. For GBLUP with the same X for every trait and no record missing
+    a trait, :func:`lmmbook.gblup` is much faster (the canonical transformation).
+
     Examples
     --------
     >>> import numpy as np, lmmbook
@@ -292,72 +326,101 @@ def reml(
     """
     if method not in ("auto", "spectral", "ai", "em"):
         raise InputError(f"method must be 'auto', 'spectral', 'ai' or 'em', got {method!r}.")
-    X = _checks.formula_or_matrix(X, data)
-    y_values, y_ids = _checks.vector("y", y)
-    Xl = _checks.matrix("X", X)
-    X_values = _checks.dense(_checks.rows_like_y(Xl, "X", y_ids, len(y_values)))
-    effects = model.random_effects(Z, K, y_ids, len(y_values), inverse=False, broadcast=True)
-    one = len(effects.entries) == 1 and effects.entries[0].k == 1
+    stacked = model.stacked_problem(y, X, Z, K, data, inverse=False, broadcast=True,
+                                    dense_X=True)
+    single, effects, traits = stacked.single, stacked.effects, stacked.traits
+    one = len(single.entries) == 1 and single.entries[0].k == 1 and traits is None
     if method == "auto":
         method = "spectral" if one else "ai"
     if method == "spectral" and not one:
-        what = (f"{len(effects.entries)} random effects" if len(effects.entries) > 1
-                else f"{effects.entries[0].k} correlated effects")
+        what = (f"{traits.t} traits" if traits is not None
+                else f"{len(single.entries)} random effects" if len(single.entries) > 1
+                else f"{single.entries[0].k} correlated effects")
         raise InputError(
-            f"method='spectral' handles one random effect; this model has {what}. "
+            f"method='spectral' handles one random effect of one trait; this model has {what}. "
             "Use method='ai' (fast) or method='em' (slow but sure)."
         )
-    names = model.design_names(names, effects)
-    observed = np.isfinite(y_values)
-    n_obs, p = int(observed.sum()), X_values.shape[1]
+    names = model.design_names(names, single)
+    observed = stacked.observed
+    y_o, X_o = stacked.y[observed], stacked.X[observed]
+    n_obs, p = int(observed.sum()), X_o.shape[1]
     if n_obs <= p:
         raise InputError(
             f"REML needs more records than fixed effects: {n_obs} observed record(s), {p} fixed "
             "effect(s). Add records or drop fixed effects."
         )
-    y_o, X_o = y_values[observed], X_values[observed]
-    _checks.full_column_rank("X", X_o, Xl.columns)
-    fixed_names = np.asarray(Xl.columns) if Xl.columns is not None else np.arange(p)
+    design_names = names if traits is None else model.trait_design_names(names, traits)
+    design_traits = [0] * len(names) if traits is None else [a for _ in names
+                                                              for a in range(traits.t)]
+    residual = _residual(stacked)
 
     if method == "spectral":
         out = _fit_spectral(y_o, X_o, effects.entries[0], observed)
     else:
         out = _fit_iterative(y_o, X_o, effects.entries, observed, method, tol,
-                             max_iter or _MAX_ITER[method], init, names)
-    G0s, sigma2_e, info = out["G0"], out["sigma2_e"], out["info"]
-    theta = np.concatenate([model.vech(G0) for G0 in G0s] + [[sigma2_e]])
-    variances = [j for j, name in enumerate(_parameter_names(effects.entries, names))
-                 if name.startswith("var(")][:-1]
-    cov, se_all, h2, h2_se = _standard_errors(info, theta, variances)
-    parameter_names = tuple(_parameter_names(effects.entries, names))
+                             max_iter or _MAX_ITER[method], init, design_names, residual,
+                             design_traits)
+    return _result(out, stacked, method, names, design_names, design_traits, residual)
+
+
+def _result(out, stacked, method, names, design_names, design_traits, residual) -> REMLResult:
+    """The REMLResult of a fit: standard errors, h2 and the shapes the caller's input asks for."""
+    effects, traits = stacked.effects, stacked.traits
+    G0s, R0, info = out["G0"], out["R0"], out["info"]
+    theta = np.concatenate([model.vech(G0) for G0 in G0s] + [model.vech(R0)])
+    ks = tuple(e.k for e in effects.entries) + (residual.k,)
+    all_names = tuple(design_names) + residual.names
+    parameter_names = tuple(_parameter_names(ks, all_names))
+    layout = _Layout(ks, (), tuple(design_traits) + residual.traits)
+    n_genetic = len(theta) - residual.k * (residual.k + 1) // 2
+    variances = [j for j in range(n_genetic) if layout.is_variance[j]]
+    pairs = layout.pair_traits
+    same_trait = [np.array([ta == tb == pairs[d][0] for ta, tb in pairs]) for d in variances]
+    cov, se_all, h2, h2_se = _standard_errors(info, theta, variances, same_trait)
+    frozen = _checks.frozen
 
     def per_entry(values):
         out_, start = [], 0
-        for e in effects.entries:
-            size = e.k * (e.k + 1) // 2
+        for k in ks[:-1]:
+            size = k * (k + 1) // 2
             block = values[start:start + size]
-            out_.append(float(block[0]) if e.k == 1 else _checks.frozen(model.unvech(block, e.k)))
+            out_.append(float(block[0]) if k == 1 else frozen(model.unvech(block, k)))
             start += size
         return tuple(out_) if effects.multi else out_[0]
 
+    def residual_of(values):
+        block = values[n_genetic:]
+        return float(block[0]) if residual.k == 1 else frozen(model.unvech(block, residual.k))
+
     def per_design(values):
-        values = tuple(float(v) for v in values)
-        return values if effects.multi else values[0]
+        values = [float(v) for v in values]
+        if traits is not None:
+            t = traits.t
+            values = [frozen(values[j:j + t]) for j in range(0, len(values), t)]
+        return tuple(values) if effects.multi else values[0]
 
     def arrays(values):
-        values = tuple(_checks.frozen(v) for v in values)
+        values = tuple(frozen(v) for v in stacked.by_trait(list(values)))
         return values if effects.multi else values[0]
 
+    single = stacked.single
     return REMLResult(
-        sigma2_u=per_entry(theta[:-1]), sigma2_e=float(sigma2_e), h2=per_design(h2),
-        loglik=float(out["loglik"]), b=_checks.frozen(out["b"]), b_se=_checks.frozen(out["b_se"]),
-        u=arrays(out["u"]), levels=arrays(e.levels for e in effects.entries for _ in range(e.k)),
-        fixed_names=_checks.frozen(fixed_names), sigma2_u_se=per_entry(se_all[:-1]),
-        sigma2_e_se=float(se_all[-1]), h2_se=per_design(h2_se), converged=bool(out["converged"]),
-        n_iter=int(out["n_iter"]), method=method, n_obs=n_obs, boundary=out["boundary"],
-        names=names, parameter_names=parameter_names,
-        parameter_cov=_checks.frozen(cov), history=_history(out.get("trace"), parameter_names),
+        sigma2_u=per_entry(theta), sigma2_e=residual_of(theta), h2=per_design(h2),
+        loglik=float(out["loglik"]), b=frozen(out["b"]), b_se=frozen(out["b_se"]),
+        u=arrays(out["u"]), levels=_levels(single),
+        fixed_names=frozen(stacked.fixed_names), sigma2_u_se=per_entry(se_all),
+        sigma2_e_se=residual_of(se_all), h2_se=per_design(h2_se),
+        converged=bool(out["converged"]), n_iter=int(out["n_iter"]), method=method,
+        n_obs=stacked.n_obs, boundary=out["boundary"], names=tuple(names),
+        parameter_names=parameter_names, parameter_cov=frozen(cov),
+        history=_history(out.get("trace"), parameter_names),
+        traits=None if traits is None else traits.names, unused_records=stacked.unused_records,
     )
+
+
+def _levels(single: model.RandomEffects):
+    levels = tuple(_checks.frozen(e.levels) for e in single.entries for _ in range(e.k))
+    return levels if single.multi else levels[0]
 
 
 def _history(trace, parameter_names) -> pd.DataFrame | None:
@@ -367,14 +430,16 @@ def _history(trace, parameter_names) -> pd.DataFrame | None:
                         index=pd.RangeIndex(len(trace), name="iteration"))
 
 
-def _parameter_names(entries, names) -> list[str]:
+def _parameter_names(ks, names) -> list[str]:
+    """"var(name)" and "cov(name1,name2)" for each entry's lower triangle; ``names`` holds a name
+    per design, entries in order (the residual last: "e", or "e:trait")."""
     out, start = [], 0
-    for e in entries:
-        own = names[start:start + e.k]
+    for k in ks:
+        own = names[start:start + k]
         out += [f"var({own[a]})" if a == b else f"cov({own[b]},{own[a]})"
-                for a, b in model.lower_pairs(e.k)]
-        start += e.k
-    return out + ["var(e)"]
+                for a, b in model.lower_pairs(k)]
+        start += k
+    return out
 
 
 # ---- inputs -----------------------------------------------------------------------------------
@@ -424,7 +489,7 @@ def _fit_spectral(y, X, entry: model.RandomEffect, observed) -> dict:
     G0 = np.array([[res.sigma2_u]])
     u = _blup(entry, observed, G0, v_inv_r)
     info = _spectral.information(rot, res.sigma2_u, res.sigma2_e)
-    return {"G0": [G0], "sigma2_e": res.sigma2_e, "loglik": res.loglik,
+    return {"G0": [G0], "R0": np.array([[res.sigma2_e]]), "loglik": res.loglik,
             "b": res.b, "b_se": np.sqrt(np.diag(_spectral.fixed_effect_covariance(
                 rot, res.sigma2_u, res.sigma2_e))) if len(res.b) else res.b,
             "u": u, "info": info, "converged": True, "n_iter": res.n_eval,
@@ -445,11 +510,18 @@ def _eigen_psd(w: np.ndarray) -> None:
 
 @dataclass(frozen=True, eq=False)
 class _Layout:
-    """Where each entry's G0 sits in the parameter vector theta (vech of each G0, then sigma2_e),
-    and which parameters are variances (held at a positive floor) rather than covariances."""
+    """Where each entry's G0 sits in the parameter vector theta (vech of each G0, then of the
+    residual's: sigma2_e, or R0 with several traits), and which parameters are variances (held at
+    a positive floor) rather than covariances.
+
+    The residual is the last entry: k = 1 design (the identity) over the n records, or with t
+    traits k = t designs (the selections S_a of chapter 11) over the records with data.
+    ``traits`` gives the trait of every design, entries in order (all 0 for one trait).
+    """
 
     ks: tuple[int, ...]
     qs: tuple[int, ...]
+    traits: tuple[int, ...]
 
     @property
     def slices(self) -> list[slice]:
@@ -462,8 +534,21 @@ class _Layout:
 
     @property
     def is_variance(self) -> np.ndarray:
-        flags = [a == b for k in self.ks for a, b in model.lower_pairs(k)]
-        return np.array(flags + [True])
+        return np.array([a == b for k in self.ks for a, b in model.lower_pairs(k)])
+
+    @property
+    def pair_traits(self) -> list[tuple[int, int]]:
+        """The traits of the two designs of each parameter."""
+        out, start = [], 0
+        for k in self.ks:
+            own = self.traits[start:start + k]
+            out += [(own[a], own[b]) for a, b in model.lower_pairs(k)]
+            start += k
+        return out
+
+    @property
+    def residual(self) -> slice:
+        return self.slices[-1]
 
     def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
         return [model.unvech(theta[s], k) for s, k in zip(self.slices, self.ks, strict=True)]
@@ -486,14 +571,61 @@ class _Layout:
         return out
 
 
-def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names) -> dict:
+@dataclass(frozen=True, eq=False)
+class _Residual:
+    """The residual as the last entry of the V form: its parts, designs, records and names."""
+
+    parts: list
+    k: int
+    q: int
+    traits: tuple[int, ...]
+    names: tuple[str, ...]
+    row_traits: np.ndarray
+
+
+def _residual(stacked: model.StackedProblem) -> _Residual:
+    tr = stacked.traits
+    if tr is None:
+        n = int(stacked.observed.sum())
+        return _Residual([np.eye(n)], 1, n, (0,), ("e",), np.zeros(n, dtype=int))
+    return _Residual(tr.residual_parts(), tr.t, int(tr.with_data.sum()), tuple(range(tr.t)),
+                     tuple(f"e:{v}" for v in tr.names), tr.trait)
+
+
+def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names,
+                   residual: _Residual, design_traits) -> dict:
     for r, entry in enumerate(entries):
         _check_psd(entry, f"K (random effect {r + 1})" if len(entries) > 1 else "K")
-    n, p = X.shape
-    Hs = [H for e in entries for H in model.variance_parts(e, observed)] + [np.eye(n)]
-    layout = _Layout(tuple(e.k for e in entries), tuple(e.q for e in entries))
-    theta = _initial(y, X, layout, init)
-    state = _VState(y, X, Hs, theta)
+    p = X.shape[1]
+    Hs = [H for e in entries for H in model.variance_parts(e, observed)] + residual.parts
+    layout = _Layout(tuple(e.k for e in entries) + (residual.k,),
+                     tuple(e.q for e in entries) + (residual.q,),
+                     tuple(design_traits) + residual.traits)
+    names = tuple(names) + residual.names
+    theta = _initial(y, X, layout, init, residual.row_traits)
+    state, converged, iterations, trace = _iterate(_VState(y, X, Hs, theta), layout, method,
+                                                   tol, max_iter)
+    blocks = layout.blocks(state.theta)
+    v_inv_r = state.Py  # P y = V^-1 (y - X b)
+    u = [u_a for e, G0 in zip(entries, blocks[:-1], strict=True)
+         for u_a in _blup(e, observed, G0, v_inv_r)]
+    PH = [state.P if residual.k == 1 and j == len(Hs) - 1 else state.P @ H
+          for j, H in enumerate(Hs)]  # one trait: the residual's H is I
+    info = 0.5 * np.array([[np.sum(A * B.T) for B in PH] for A in PH])
+    return {"G0": blocks[:-1], "R0": blocks[-1], "loglik": state.loglik, "b": state.b,
+            "b_se": np.sqrt(np.diag(state.XtVinvX_inv)) if p else np.zeros(0), "u": u,
+            "info": info, "converged": converged, "n_iter": iterations, "trace": trace,
+            "boundary": _boundary(state.theta, layout, names)}
+
+
+def _iterate(state, layout: _Layout, method: str, tol: float, max_iter: int):
+    """AI or EM (SQUAREM) iterations from ``state`` until converged: the final state, whether it
+    converged, the iterations and the trace of (theta, loglik).
+
+    ``state`` is a :class:`_VState` or any object with its interface (``theta``, ``loglik``,
+    ``score_parts()``, ``p_times(M)``, ``at(theta)``), e.g. the rotated one of several traits on
+    one relationship matrix (:mod:`lmmbook._canonical`).
+    """
     converged, iterations = False, 0
     step = _squarem_cycle if method == "em" else _ai_step
     history = []
@@ -514,64 +646,76 @@ def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names) 
         if stalled and (distance < 1e-6 or layout.singular(state.theta)):
             converged = True
             break
-    blocks = layout.blocks(state.theta)
-    v_inv_r = state.Py  # P y = V^-1 (y - X b)
-    u = [u_a for e, G0 in zip(entries, blocks, strict=True)
-         for u_a in _blup(e, observed, G0, v_inv_r)]
-    PH = [state.P @ H for H in Hs[:-1]] + [state.P]  # the residual's H is I
-    info = 0.5 * np.array([[np.sum(A * B.T) for B in PH] for A in PH])
-    return {"G0": blocks, "sigma2_e": state.theta[-1], "loglik": state.loglik, "b": state.b,
-            "b_se": np.sqrt(np.diag(state.XtVinvX_inv)) if p else np.zeros(0), "u": u,
-            "info": info, "converged": converged, "n_iter": iterations, "trace": np.array(trace),
-            "boundary": _boundary(state.theta, layout, entries, names)}
+    return state, converged, iterations, np.array(trace)
 
 
-def _boundary(theta, layout: _Layout, entries, names) -> str | None:
+def _boundary(theta, layout: _Layout, names) -> str | None:
+    """What sits on the boundary of the parameter space, in words (None if nothing). ``names``
+    holds a name per design, the residual's last."""
     floor = _FLOOR * np.sum(theta[layout.is_variance])
     # held at the floor of the step before, whose total differed slightly: allow a factor 2
-    at_floor = [j for j in np.flatnonzero(layout.is_variance[:-1]) if theta[j] <= 2 * floor]
-    design_of = [name[4:-1] for name in _parameter_names(entries, names)]
+    at_floor = [j for j in np.flatnonzero(layout.is_variance) if theta[j] <= 2 * floor]
+    design_of = [name[4:-1] for name in _parameter_names(layout.ks, names)]
+    residual = layout.residual
+    genetic = [j for j in at_floor if j < residual.start]
     parts = []
-    if at_floor:
-        if len(names) == 1:
+    if genetic:
+        if len(names) - layout.ks[-1] == 1:
             parts.append("sigma2_u = 0")
         else:
-            parts.append("sigma2_u = 0 for " + ", ".join(design_of[j] for j in at_floor))
+            parts.append("sigma2_u = 0 for " + ", ".join(design_of[j] for j in genetic))
     for r in layout.singular(theta):
         if any(layout.slices[r].start <= j < layout.slices[r].stop for j in at_floor):
             continue
         start = sum(layout.ks[:r])
-        parts.append(f"G0 of ({', '.join(names[start:start + layout.ks[r]])}) singular "
+        what = "R0" if r == len(layout.ks) - 1 else "G0"
+        parts.append(f"{what} of ({', '.join(names[start:start + layout.ks[r]])}) singular "
                      "(a correlation of +-1)")
-    if theta[-1] <= 2 * floor:
-        parts.append("sigma2_e = 0")
+    on_residual = [j for j in at_floor if j >= residual.start]
+    if on_residual:
+        parts.append("sigma2_e = 0" if layout.ks[-1] == 1 else
+                     "sigma2_e = 0 for " + ", ".join(design_of[j] for j in on_residual))
     return "; ".join(parts) or None
 
 
 _FLOOR = 1e-9  # a variance is not allowed below this fraction of the total (kept positive)
 
 
-def _initial(y, X, layout: _Layout, init) -> np.ndarray:
-    m = len(layout.ks) + 1
+def _initial(y, X, layout: _Layout, init, row_traits) -> np.ndarray:
+    """Starting values: ``init`` as given, else each trait's least-squares residual variance
+    shared equally among that trait's variances, covariances 0."""
+    m = len(layout.ks)
     if init is not None:
         values = list(init)
         if len(values) != m:
             raise InputError(
                 f"init must hold {m} entries (one per random effect: a variance, or a (k, k) "
-                f"matrix for correlated effects; then the residual variance), got {len(values)}.")
+                "matrix for correlated effects; then the residual variance, or R0 with several "
+                f"traits), got {len(values)}.")
         theta = []
-        for r, (value, k) in enumerate(zip(values[:-1], layout.ks, strict=True)):
+        for r, (value, k) in enumerate(zip(values[:-1], layout.ks[:-1], strict=True)):
             G0 = model.covariance_matrix(f"init (random effect {r + 1})", value, k)
             theta += list(model.vech(G0))
-        try:
-            theta.append(_checks.positive_variance("init (residual)", values[-1]))
-        except InputError as exc:
-            raise InputError(f"init must end with a positive residual variance: {exc}") from None
+        if layout.ks[-1] == 1:
+            try:
+                theta.append(_checks.positive_variance("init (residual)", values[-1]))
+            except InputError as exc:
+                raise InputError(f"init must end with a positive residual variance: {exc}"
+                                 ) from None
+        else:
+            theta += list(model.vech(model.covariance_matrix("init (residual R0)", values[-1],
+                                                             layout.ks[-1])))
         return np.asarray(theta)
     resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
-    var = float(resid @ resid) / max(len(y) - X.shape[1], 1)
-    n_var = int(layout.is_variance.sum())
-    return np.where(layout.is_variance, max(var, 1e-12) / n_var, 0.0)
+    theta = np.zeros(len(layout.is_variance))
+    pairs = layout.pair_traits
+    for trait in set(layout.traits):
+        rows = row_traits == trait
+        p_t = int(np.count_nonzero(np.any(X[rows] != 0, axis=0)))
+        var = float(resid[rows] @ resid[rows]) / max(int(rows.sum()) - p_t, 1)
+        mine = layout.is_variance & np.array([ta == tb == trait for ta, tb in pairs])
+        theta[mine] = max(var, 1e-12) / int(mine.sum())
+    return theta
 
 
 class _VState:
@@ -597,6 +741,13 @@ class _VState:
         self.b = self.XtVinvX_inv @ (V_inv_X.T @ y)
         self.loglik = -0.5 * ((n - p) * _spectral.LOG_2PI + logdet_V + logdet_M + y @ self.Py)
 
+    def at(self, theta) -> _VState:
+        """The state of the same data at other parameters."""
+        return _VState(self.y, self.X, self.Hs, theta)
+
+    def p_times(self, M: np.ndarray) -> np.ndarray:
+        return self.P @ M
+
     def score_parts(self):
         """tr(P V_s) and y'P V_s P y for each parameter."""
         traces = np.array([np.sum(self.P * H) for H in self.Hs])  # H symmetric
@@ -619,7 +770,7 @@ def _newton(state: _VState, layout: _Layout):
     traces, quads, HPy = state.score_parts()
     score = -0.5 * (traces - quads)
     HPy = np.column_stack(HPy)
-    AI = 0.5 * HPy.T @ state.P @ HPy
+    AI = 0.5 * HPy.T @ state.p_times(HPy)
     m = len(score)
     J = np.eye(m)
     curvature = np.zeros((m, m))
@@ -696,8 +847,7 @@ def _free_step(state: _VState, layout: _Layout, newton, score_phi, floor):
 
 def _single_mask(layout: _Layout) -> np.ndarray:
     """Parameters that are variances of one-design entries or the residual (not of a G0)."""
-    flags = [k == 1 for k in layout.ks for _ in model.lower_pairs(k)]
-    return np.array(flags + [True])
+    return np.array([k == 1 for k in layout.ks for _ in model.lower_pairs(k)])
 
 
 def _distance_to_optimum(state: _VState, layout: _Layout) -> float:
@@ -725,19 +875,17 @@ def _distance_to_optimum(state: _VState, layout: _Layout) -> float:
 
 
 def _em_step(state: _VState, layout: _Layout) -> _VState:
-    """G0 <- G0 + G0 (Q - T) G0 / q for each entry, sigma2_e by the same rule with K = I
-    (chapter 2, eq-em; chapter 4, eq-em-g0)."""
+    """G0 <- G0 + G0 (Q - T) G0 / q for each entry, sigma2_e (or R0) by the same rule with K = I
+    over the records (chapter 2, eq-em; chapter 4, eq-em-g0; chapter 11, eq-mt-em)."""
     traces, quads, _ = state.score_parts()
     theta = state.theta.copy()
-    for s, k, q in zip(layout.slices, layout.ks, layout.qs, strict=True):
+    for s, k, q in zip(layout.slices, layout.ks, layout.qs, strict=True):  # residual last
         # the parameter of a covariance carries V_s = H_ab + H_ba: halve its trace and quadratic
         D = model.unvech(quads[s] - traces[s], k)
         D[~np.eye(k, dtype=bool)] /= 2
         G0 = model.unvech(theta[s], k)
         theta[s] = model.vech(G0 + G0 @ D @ G0 / q)
-    n = len(state.y)
-    theta[-1] += theta[-1] ** 2 * (quads[-1] - traces[-1]) / n
-    return _VState(state.y, state.X, state.Hs, _floor(theta, layout))
+    return state.at(_floor(theta, layout))
 
 
 def _squarem_cycle(state: _VState, layout: _Layout) -> _VState:
@@ -761,7 +909,7 @@ def _squarem_cycle(state: _VState, layout: _Layout) -> _VState:
     if not layout.feasible(jump):
         return second
     try:
-        candidate = _em_step(_VState(state.y, state.X, state.Hs, jump), layout)
+        candidate = _em_step(state.at(jump), layout)
     except la.LinAlgError:
         return second
     # A jump below zero puts a variance on its floor: that is how EM reaches a boundary such as
@@ -794,7 +942,7 @@ def _ai_step(state: _VState, layout: _Layout) -> _VState:
         new = None
         if layout.feasible(candidate):
             try:
-                new = _VState(state.y, state.X, state.Hs, candidate)
+                new = state.at(candidate)
             except la.LinAlgError:
                 new = None
         if new is not None and new.loglik >= state.loglik - 1e-12 * abs(state.loglik):
@@ -810,11 +958,13 @@ def _floor(theta: np.ndarray, layout: _Layout) -> np.ndarray:
     return out
 
 
-def _standard_errors(info: np.ndarray, theta: np.ndarray, variances: list[int]):
-    """The inverse information, the SEs of the parameters from it, and h2_d = theta_d / sum(theta)
-    of each design's variance d with its SE by the delta method."""
-    total = theta.sum()
-    h2 = np.array([theta[d] / total for d in variances])
+def _standard_errors(info: np.ndarray, theta: np.ndarray, variances: list[int],
+                     same_trait: list[np.ndarray]):
+    """The inverse information, the SEs of the parameters from it, and h2_d = theta_d / sigma2_P
+    of each design's variance d with its SE by the delta method; sigma2_P of d's trait is the sum
+    of the parameters in ``same_trait`` (a mask per d: every (co)variance within that trait)."""
+    totals = [theta[mask].sum() for mask in same_trait]
+    h2 = np.array([theta[d] / total for d, total in zip(variances, totals, strict=True)])
     try:
         cov = np.linalg.inv(info)
     except np.linalg.LinAlgError:
@@ -822,8 +972,8 @@ def _standard_errors(info: np.ndarray, theta: np.ndarray, variances: list[int]):
         return np.full((m, m), np.nan), np.full(m, np.nan), h2, np.full(len(variances), np.nan)
     se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     h2_se = []
-    for d in variances:
-        grad = -theta[d] / total**2 * np.ones_like(theta)
+    for d, mask, total in zip(variances, same_trait, totals, strict=True):
+        grad = np.where(mask, -theta[d] / total**2, 0.0)
         grad[d] += 1.0 / total
         h2_se.append(float(np.sqrt(max(grad @ cov @ grad, 0.0))))
     return cov, se, h2, np.array(h2_se)
