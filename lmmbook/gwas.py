@@ -103,6 +103,10 @@ def gwas(
         raise InputError(f"method must be 'backsolve' or 'single_marker', got {method!r}.")
     if not isinstance(fit, GBLUPResult):
         raise InputError(f"fit must be the result of lmmbook.gblup, got {type(fit).__name__}.")
+    if fit.traits is not None:
+        raise InputError(
+            f"fit is a GBLUP of {len(fit.traits)} traits ({', '.join(fit.traits)}); these tests "
+            "are for one trait: fit each trait alone (lmmbook.gblup with one column of y).")
     geno = as_genotypes(M)
     q, m = geno.M.shape
     if q != len(fit.u):
