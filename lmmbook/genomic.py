@@ -345,6 +345,12 @@ def _pev(rot, G_ao, G, s2u, s2e, all_observed) -> np.ndarray:
     return s2u * np.diag(G) - s2u**2 * _spectral.p_quadratic(rot, s2u, s2e, B)
 
 
+#: Several traits with a trait missing on some phenotyped individual are fitted in the dense V form
+#: (:func:`lmmbook.reml`), which holds a few (n_values x n_values) matrices: refused above this
+#: many stacked values.
+GENERAL_MAX_VALUES = 5000
+
+
 def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
     """GBLUP of several traits (chapter 11): the canonical transformation when every phenotyped
     row has every trait, else the general V form; REML by AI on either."""
@@ -387,6 +393,15 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
         rot = _canonical.rotate(Y_values[rows], X_values[rows], G_oo)
         state = _canonical.State(rot, theta)
     else:
+        if len(stacked.y) > GENERAL_MAX_VALUES:
+            raise InputError(
+                f"{int((~traits.observed[rows]).sum())} of the {int(rows.sum())} phenotyped "
+                f"individuals' trait values are missing, so the canonical transformation does not "
+                f"apply, and the general V form over {len(stacked.y)} values (more than "
+                f"lmmbook.genomic.GENERAL_MAX_VALUES = {GENERAL_MAX_VALUES}) would need several "
+                "dense matrices of that order squared. Fit the individuals with every trait "
+                "recorded (the others are still predicted when their records are set to NaN on "
+                "every trait), or fewer individuals.")
         _checks.positive_semidefinite("G (phenotyped rows)", G_oo)
         state = reml._VState(stacked.y, stacked.X, [
             *model.variance_parts(stacked.effects.entries[0], stacked.observed),
@@ -397,7 +412,7 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
                                                         reml._MAX_ITER["ai"])
     G_ao = G[:, rows]
     if canonical:
-        B = G_ao @ rot.U
+        B = rot.U * rot.s if rows.all() else G_ao @ rot.U  # Cov(u, rotated records) / G0
         u, pev = state.blup(B), state.pev(B, np.diag(G))
         PY = rot.U @ state.PY
         info = state.information() if not given else None
