@@ -236,11 +236,10 @@ def covariances(sigma2_u: Any, effects: RandomEffects, *, require_pd: bool = Tru
     per entry of Z.
     """
     entries = effects.entries
-    if len(entries) == 1 and (not isinstance(sigma2_u, list)
-                              or _is_matrix_like(sigma2_u, entries)):
+    if isinstance(sigma2_u, (list, tuple)) and not _is_matrix_like(sigma2_u, entries):
+        values = list(sigma2_u)  # one per entry (REMLResult.sigma2_u is such a tuple)
+    elif len(entries) == 1:
         values = [sigma2_u]
-    elif isinstance(sigma2_u, (list, tuple)) and not _is_matrix_like(sigma2_u, entries):
-        values = list(sigma2_u)
     else:
         raise ShapeMismatchError(
             f"sigma2_u must hold one entry per entry of Z ({len(entries)}): a float for a single "
