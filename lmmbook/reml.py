@@ -157,9 +157,16 @@ class REMLResult:
 
     def summary(self) -> str:
         """A print-out in the spirit of lme4's: variances, h2, fixed effects, the likelihood."""
+        records = f"  {self.n_obs} records, {len(self.b)} fixed effects"
+        if self.traits is not None:
+            records = (f"  {self.n_obs} records of {len(self.traits)} traits "
+                       f"({', '.join(self.traits)}), {len(self.b)} fixed effects")
+            if self.unused_records is not None and len(self.unused_records):
+                records += (f"; {len(self.unused_records)} record(s) with no trait observed "
+                            "left out")
         lines = [
             f"Linear mixed model fit by REML (method: {self.method})",
-            f"  {self.n_obs} records, {len(self.b)} fixed effects",
+            records,
             f"REML log-likelihood: {self.loglik:.4f}   (-2 loglik: {-2 * self.loglik:.4f})",
             "",
             "Random effects:",
