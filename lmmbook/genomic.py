@@ -159,7 +159,7 @@ class GBLUPResult:
         at least one trait recorded. None for one trait.
     components : pandas.DataFrame or None
         With several traits and estimated variances: every (co)variance, h2 and the genetic and
-        residual correlations with standard errors (as :meth:`lmmbook.REMLResult.components`).
+        residual correlations with standard errors (as ``REMLResult.components()``).
     canonical : bool
         With several traits: whether the canonical transformation served (every phenotyped
         individual has every trait), else the general V form of :func:`lmmbook.reml`.
@@ -382,7 +382,8 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
     layout = reml._Layout((t, t), (int(rows.sum()),) * 2, tuple(range(t)) * 2)
     given = sigma2_u is not None
     if given:
-        G0 = model.covariance_matrix("sigma2_u", sigma2_u, t, rows="one row per trait: G0")
+        G0 = model.covariance_matrix("sigma2_u", sigma2_u, t, rows="one row per trait: G0",
+                                     semidefinite=True)  # the V form never inverts G0
         R0 = model.covariance_matrix("sigma2_e", sigma2_e, t, rows="one row per trait: R0")
         theta = np.concatenate([model.vech(G0), model.vech(R0)])
     else:

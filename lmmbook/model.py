@@ -264,10 +264,12 @@ def _is_matrix_like(value, entries) -> bool:
 
 
 def covariance_matrix(name: str, value: Any, k: int, *, require_pd: bool = True,
-                      rows: str | None = None) -> np.ndarray:
+                      rows: str | None = None, semidefinite: bool = False) -> np.ndarray:
     """A (k, k) symmetric positive definite covariance matrix (a positive float when k = 1).
 
-    ``rows`` says what a row stands for in the message of a wrong shape.
+    ``rows`` says what a row stands for in the message of a wrong shape. With ``semidefinite``
+    a singular matrix (an REML estimate on the edge of the cone) is accepted: for the V form,
+    which never inverts it.
     """
     if k == 1 and np.ndim(value) == 0:
         return np.array([[_checks.positive_variance(name, value)]])
@@ -287,23 +289,31 @@ def covariance_matrix(name: str, value: Any, k: int, *, require_pd: bool = True,
             f"{name} is not symmetric: {G0.tolist()}. A covariance matrix has G0[i, j] = G0[j, i].")
     if require_pd:
         smallest = float(np.linalg.eigvalsh(G0)[0])
-        if smallest <= 1e-12 * max(float(np.abs(G0).max()), 1e-300):
-            corr = _correlation_text(G0)
+        scale = max(float(np.abs(G0).max()), 1e-300)
+        if semidefinite and smallest >= -1e-9 * scale:
+            return (G0 + G0.T) / 2
+        if smallest <= 1e-12 * scale:
+            corr = _correlation_text(G0, "traits" if rows and "trait" in rows else "effects")
             raise NotPositiveDefiniteError(
                 f"{name} is not positive definite: its smallest eigenvalue is {smallest:.4g}"
-                f"{corr}. A covariance matrix needs every variance positive and every "
-                "correlation strictly between -1 and 1: check the covariances, or estimate them "
-                "(lmmbook.reml).")
+                f"{corr}. A covariance matrix needs every variance positive, every correlation "
+                "strictly between -1 and 1 and, with three or more rows, no combination of rows "
+                "without variance: check the covariances, or estimate them (lmmbook.reml).")
     return (G0 + G0.T) / 2
 
 
-def _correlation_text(G0: np.ndarray) -> str:
+def _correlation_text(G0: np.ndarray, noun: str = "effects") -> str:
+    """Where a covariance matrix fails: the largest correlation when it reaches +-1, else that
+    a combination of three or more rows has no variance."""
     d = np.sqrt(np.clip(np.diag(G0), 0, None))
     if len(G0) < 2 or np.any(d == 0):
         return ""
     R = G0 / np.outer(d, d)
     i, j = np.unravel_index(np.argmax(np.abs(R - np.eye(len(R)))), R.shape)
-    return f" (the correlation of effects {i + 1} and {j + 1} is {R[i, j]:.4g})"
+    if abs(R[i, j]) >= 1 - 1e-9 or len(G0) == 2:
+        return f" (the correlation of {noun} {i + 1} and {j + 1} is {R[i, j]:.4g})"
+    return (f" (no correlation reaches +-1, the largest is {R[i, j]:.4g} between {noun} {i + 1} "
+            f"and {j + 1}: a combination of three or more {noun} has no variance)")
 
 
 def structure_inverse(entry: RandomEffect) -> Matrix:

@@ -570,7 +570,8 @@ class _Layout:
         return True
 
     def singular(self, theta: np.ndarray) -> list[int]:
-        """Entries whose G0 (k > 1) sits on the edge of the cone: a correlation of +-1."""
+        """Entries whose G0 (k > 1) sits on the edge of the cone: singular (for k = 2 a
+        correlation of +-1)."""
         out = []
         for r, G0 in enumerate(self.blocks(theta)):
             if len(G0) > 1 and np.linalg.eigvalsh(G0)[0] <= 1e-6 * np.trace(G0):
@@ -676,8 +677,13 @@ def _boundary(theta, layout: _Layout, names) -> str | None:
             continue
         start = sum(layout.ks[:r])
         what = "R0" if r == len(layout.ks) - 1 else "G0"
-        parts.append(f"{what} of ({', '.join(names[start:start + layout.ks[r]])}) singular "
-                     "(a correlation of +-1)")
+        k = layout.ks[r]
+        G0 = layout.blocks(theta)[r]
+        w = np.linalg.eigvalsh(G0)
+        rank = int(np.sum(w > 1e-6 * np.trace(G0)))
+        why = ("a correlation of +-1" if k == 2 else
+               f"rank {rank} of {k}: a combination of the effects has no variance")
+        parts.append(f"{what} of ({', '.join(names[start:start + k])}) singular ({why})")
     on_residual = [j for j in at_floor if j >= residual.start]
     if on_residual:
         parts.append("sigma2_e = 0" if layout.ks[-1] == 1 else

@@ -408,7 +408,7 @@ def test_covariance_matrices_must_be_symmetric_positive_definite():
     # eigenvalues (60 -+ sqrt(4000)) / 2 and (70 -+ sqrt(6500)) / 2
     with pytest.raises(NotPositiveDefiniteError,
                        match=r"sigma2_u is not positive definite: its smallest eigenvalue is "
-                             r"-1\.623 \(the correlation of effects 1 and 2 is 1\.061\)"):
+                             r"-1\.623 \(the correlation of traits 1 and 2 is 1\.061\)"):
         lmmbook.solve_mme(Y, X, Z, A_inv, [[20.0, 30.0], [30.0, 40.0]], R0)
     with pytest.raises(NotPositiveDefiniteError,
                        match=r"sigma2_e is not positive definite: its smallest eigenvalue is "
