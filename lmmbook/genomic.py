@@ -378,7 +378,8 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
     traits = stacked.traits
     t, rows = traits.t, traits.with_data
     design_names = model.trait_design_names(("u",), traits)
-    residual = reml._residual(stacked)
+    canonical = bool(traits.observed[rows].all())
+    residual = reml._residual(stacked, parts=not canonical)
     layout = reml._Layout((t, t), (int(rows.sum()),) * 2, tuple(range(t)) * 2)
     given = sigma2_u is not None
     if given:
@@ -389,7 +390,6 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
     else:
         theta = reml._initial(stacked.y, stacked.X, layout, None, residual.row_traits)
     G_oo = G[np.ix_(rows, rows)]
-    canonical = bool(traits.observed[rows].all())
     if canonical:
         rot = _canonical.rotate(Y_values[rows], X_values[rows], G_oo)
         state = _canonical.State(rot, theta)

@@ -591,13 +591,16 @@ class _Residual:
     row_traits: np.ndarray
 
 
-def _residual(stacked: model.StackedProblem) -> _Residual:
+def _residual(stacked: model.StackedProblem, parts: bool = True) -> _Residual:
+    """The residual entry; without ``parts`` its dense V-form matrices are not built (the
+    canonical transformation needs only its layout)."""
     tr = stacked.traits
     if tr is None:
         n = int(stacked.observed.sum())
-        return _Residual([np.eye(n)], 1, n, (0,), ("e",), np.zeros(n, dtype=int))
-    return _Residual(tr.residual_parts(), tr.t, int(tr.with_data.sum()), tuple(range(tr.t)),
-                     tuple(f"e:{v}" for v in tr.names), tr.trait)
+        return _Residual([np.eye(n)] if parts else [], 1, n, (0,), ("e",),
+                         np.zeros(n, dtype=int))
+    return _Residual(tr.residual_parts() if parts else [], tr.t, int(tr.with_data.sum()),
+                     tuple(range(tr.t)), tuple(f"e:{v}" for v in tr.names), tr.trait)
 
 
 def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names,
