@@ -141,7 +141,7 @@ def gblup_problem(n, m=3000, seed=None):
 
 def truth_table(fit):
     """Estimates, SEs and (estimate - truth) / SE of the six (co)variances and r_g."""
-    c = fit.components
+    c = fit.components()
     truth = {"var(u:t1)": G0_GBLUP[0, 0], "cov(u:t1,u:t2)": G0_GBLUP[0, 1],
              "var(u:t2)": G0_GBLUP[1, 1], "var(e:t1)": R0_GBLUP[0, 0],
              "cov(e:t1,e:t2)": R0_GBLUP[0, 1], "var(e:t2)": R0_GBLUP[1, 1],
@@ -170,7 +170,7 @@ def general_check(p, n_sub=400):
     d_ll = abs(general.loglik - canonical.loglik)
     d_u = np.max(np.abs(np.asarray(general.u) - canonical.u))
     print(f"  check on the first {n_sub} animals: canonical gblup ({t_canonical:.2f} s, "
-          f"canonical={canonical.canonical}) against the V form reml(Y, X, None, G) "
+          f"rotated={canonical.rotated}) against the V form reml(Y, X, None, G) "
           f"({t_general:.1f} s, {general.n_iter} iterations):")
     print(f"    max |diff| G0 {d_G0:.1e}, R0 {d_R0:.1e}, loglik {d_ll:.1e}, GEBV {d_u:.1e}   "
           f"({'agree' if max(d_G0, d_R0, d_u) < 1e-6 else 'DISAGREE'} to 1e-6)")
@@ -179,7 +179,7 @@ def general_check(p, n_sub=400):
 def gblup_benchmark(sizes):
     small = gblup_problem(200)
     lmmbook.gblup(small["Y"], small["X"], small["G"])  # warm-up: first-call imports
-    targets = {"rotate": ("lmmbook._canonical", "rotate", lambda rot: None),
+    targets = {"rotate": ("lmmbook._rotation", "rotate", lambda rot: None),
                "iterate": ("lmmbook.reml", "_iterate", lambda out: out[1:3]),  # converged, n
                "residual": ("lmmbook.reml", "_residual", lambda out: None)}
     print("two-trait GBLUP, REML of G0 and R0 (canonical transformation), m = 3000 markers; "
@@ -204,7 +204,7 @@ def gblup_benchmark(sizes):
         print(f"    inside that gblup call: eigh + rotation {rotate:.2f} s, the rest "
               f"{t_gblup - rotate:.2f} s, of which {clock.seconds['iterate']:.2f} s in {n_iter} "
               f"AI iterations and {clock.seconds['residual']:.2f} s in reml._residual (the dense "
-              f"residual parts of the V form); canonical={fit.canonical}, converged={converged}")
+              f"residual parts of the V form); rotated={fit.rotated}, converged={converged}")
         steady = 1 + (t_gblup - rotate) / t_eigh
         print(f"    (baseline eigh + the rest) / baseline eigh = {steady:.2f} "
               "(less sensitive to load: the call's own eigendecomposition replaced by the "

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from . import _canonical, _checks, _spectral, markers, model, reml
+from . import _checks, _rotation, _spectral, markers, model, reml
 from .errors import (
     InputError,
+    LmmbookWarning,
     NotPositiveDefiniteError,
     ShapeMismatchError,
     UnknownIdError,
@@ -157,12 +159,17 @@ class GBLUPResult:
         effects trait by trait (``fixed_names`` "trait:column"), ``sigma2_u`` and ``sigma2_e``
         are the (t, t) matrices G0 and R0, ``h2`` is (t,), and ``n_obs`` counts individuals with
         at least one trait recorded. None for one trait.
-    components : pandas.DataFrame or None
-        With several traits and estimated variances: every (co)variance, h2 and the genetic and
-        residual correlations with standard errors (as ``REMLResult.components()``).
-    canonical : bool
-        With several traits: whether the canonical transformation served (every phenotyped
-        individual has every trait), else the general V form of :func:`lmmbook.reml`.
+    component_table : pandas.DataFrame or None
+        With several traits and estimated variances: what :meth:`components` returns.
+    rotated : bool
+        With several traits: whether one rotation by the eigenvectors of G made the records
+        independent (every phenotyped individual has every trait), else the general V form of
+        :func:`lmmbook.reml` served.
+    converged : bool
+        Whether REML converged (always True when the variances were given; one trait: the
+        spectral search always ends at its optimum).
+    n_iter : int
+        REML iterations with several traits (0 when the variances were given or for one trait).
     """
 
     b: np.ndarray
@@ -181,8 +188,22 @@ class GBLUPResult:
     v_inv_residual: np.ndarray
     X: np.ndarray
     traits: tuple[str, ...] | None = None
-    components: pd.DataFrame | None = None
-    canonical: bool = False
+    component_table: pd.DataFrame | None = None
+    rotated: bool = False
+    converged: bool = True
+    n_iter: int = 0
+
+    def components(self) -> pd.DataFrame:
+        """With several traits and REML: every (co)variance with its standard error, then h2 of
+        each trait and the genetic and residual correlations (delta method), as
+        :meth:`lmmbook.REMLResult.components`."""
+        if self.component_table is None:
+            raise InputError(
+                "components() lists estimates with standard errors of a GBLUP of several traits "
+                "whose variances were estimated; this fit " + (
+                    "has one trait: use lmmbook.reml(y, X, None, G) for standard errors."
+                    if self.traits is None else "was given its variances."))
+        return self.component_table
 
     def to_frame(self) -> pd.DataFrame:
         """GEBV, PEV and reliability indexed by ID (with several traits, columns (quantity,
@@ -248,10 +269,13 @@ def gblup(
 
     With several traits, Var(vec Y) = G0 kron G_oo + R0 kron I (chapter 11, ``(eq-mt-v)``). When
     every phenotyped individual has every trait, G_oo = U diag(s) U' turns the records U'Y into
-    independent rows with covariances s_i G0 + R0 (the canonical transformation, as in MTG2, Lee
-    & van der Werf 2016): REML then costs one eigendecomposition plus O(n t^3) per iteration,
-    and ``canonical`` is True. Otherwise the stacked V form of :func:`lmmbook.reml` serves
-    (O((n t)^3) per iteration). Both give the same estimates, standard errors and predictions.
+    independent rows with covariances s_i G0 + R0 (one rotation, as in MTG2, Lee & van der Werf
+    2016; not Meyer's canonical transformation, which depends on G0 and R0): REML then costs one
+    eigendecomposition plus O(n t^3) per iteration, and ``rotated`` is True. Otherwise the
+    stacked V form of :func:`lmmbook.reml` serves (O((n t)^3) per iteration). Both give the same
+    estimates, standard errors and predictions. A REML that did not converge is flagged
+    (``converged``) and warned about (:class:`lmmbook.LmmbookWarning`).
+
     Examples
     --------
     >>> import numpy as np, lmmbook
@@ -352,8 +376,8 @@ GENERAL_MAX_VALUES = 5000
 
 
 def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
-    """GBLUP of several traits (chapter 11): the canonical transformation when every phenotyped
-    row has every trait, else the general V form; REML by AI on either."""
+    """GBLUP of several traits (chapter 11): one rotation by the eigenvectors of G when every
+    phenotyped row has every trait, else the general V form; REML by AI on either."""
     n = len(G)
     values, Y_ids, names = _checks.table("y", Y)
     frame = pd.DataFrame(values, index=Y_ids, columns=list(names))
@@ -378,8 +402,8 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
     traits = stacked.traits
     t, rows = traits.t, traits.with_data
     design_names = model.trait_design_names(("u",), traits)
-    canonical = bool(traits.observed[rows].all())
-    residual = reml._residual(stacked, parts=not canonical)
+    rotated = bool(traits.observed[rows].all())
+    residual = reml._residual(stacked, parts=not rotated)
     layout = reml._Layout((t, t), (int(rows.sum()),) * 2, tuple(range(t)) * 2)
     given = sigma2_u is not None
     if given:
@@ -390,15 +414,15 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
     else:
         theta = reml._initial(stacked.y, stacked.X, layout, None, residual.row_traits)
     G_oo = G[np.ix_(rows, rows)]
-    if canonical:
-        rot = _canonical.rotate(Y_values[rows], X_values[rows], G_oo)
-        state = _canonical.State(rot, theta)
+    if rotated:
+        rot = _rotation.rotate(Y_values[rows], X_values[rows], G_oo)
+        state = _rotation.State(rot, theta)
     else:
         if len(stacked.y) > GENERAL_MAX_VALUES:
             raise InputError(
                 f"{int((~traits.observed[rows]).sum())} of the {int(rows.sum())} phenotyped "
-                f"individuals' trait values are missing, so the canonical transformation does not "
-                f"apply, and the general V form over {len(stacked.y)} values (more than "
+                f"individuals' trait values are missing, so the rotation by G's eigenvectors does "
+                f"not apply, and the general V form over {len(stacked.y)} values (more than "
                 f"lmmbook.genomic.GENERAL_MAX_VALUES = {GENERAL_MAX_VALUES}) would need several "
                 "dense matrices of that order squared. Fit the individuals with every trait "
                 "recorded (the others are still predicted when their records are set to NaN on "
@@ -411,8 +435,13 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
     if not given:
         state, converged, n_iter, trace = reml._iterate(state, layout, "ai", 1e-10,
                                                         reml._MAX_ITER["ai"])
+        if not converged:
+            warnings.warn(
+                f"REML of G0 and R0 did not converge in {n_iter} AI iterations (GBLUPResult."
+                "converged is False): the estimates may be short of the maximum. Compare with "
+                "lmmbook.reml(y, X, None, G, method='em').", LmmbookWarning, stacklevel=3)
     G_ao = G[:, rows]
-    if canonical:
+    if rotated:
         B = rot.U * rot.s if rows.all() else G_ao @ rot.U  # Cov(u, rotated records) / G0
         u, pev = state.blup(B), state.pev(B, np.diag(G))
         PY = rot.U @ state.PY
@@ -451,7 +480,7 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
         pev=frozen(pev), reliability=frozen(reliability), fixed_names=frozen(stacked.fixed_names),
         n_obs=stacked.n_obs, boundary=boundary, estimated=not given,
         v_inv_residual=frozen(v_inv), X=frozen(X_values), traits=traits.names,
-        components=components, canonical=canonical,
+        component_table=components, rotated=rotated, converged=converged, n_iter=n_iter,
     )
 
 

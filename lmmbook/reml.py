@@ -260,8 +260,10 @@ def reml(
         Convergence of "ai"/"em": the distance to the optimum that a Newton step (with the
         average information) still predicts, for the largest parameter change, relative to the sum
         of the variances. Also converged: a distance below 1e-6 after 20 iterations that no longer
-        raise the likelihood (the floating-point limit, met when a variance is tiny), and 20 such
-        iterations with a G0 held on the edge of positive semi-definiteness.
+        raise the likelihood by 1e-12 of its value (the floating-point limit, met when a variance
+        is tiny, and by EM's slow final creep, so that EM estimates are good to about 1e-6 of the
+        total variance), and 20 such iterations with a G0 held on the edge of positive
+        semi-definiteness.
     max_iter : int, optional
         Iteration limit of "ai" (default 200) and "em" (default 5000 SQUAREM cycles).
     init : sequence, optional
@@ -317,7 +319,7 @@ def reml(
     R0 + R0 (Q - T) R0 / n_rec over the records with data (EM), so that it stays positive
     (semi-)definite. ``components()`` gives the genetic and residual correlations with standard
     errors by the delta method. For GBLUP with the same X for every trait and no record missing
-    a trait, :func:`lmmbook.gblup` is much faster (the canonical transformation).
+    a trait, :func:`lmmbook.gblup` is much faster (one rotation by the eigenvectors of G).
 
     Examples
     --------
@@ -560,12 +562,14 @@ class _Layout:
     def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
         return [model.unvech(theta[s], k) for s, k in zip(self.slices, self.ks, strict=True)]
 
-    def feasible(self, theta: np.ndarray) -> bool:
-        """Every G0 positive semi-definite (to round-off), every other variance positive."""
+    def feasible(self, theta: np.ndarray, strict: bool = False) -> bool:
+        """Every G0 positive semi-definite (to round-off; with ``strict`` its smallest eigenvalue
+        above 1e-8 of its trace), every other variance positive."""
         if np.any(theta[_single_mask(self)] <= 0):
             return False
+        margin = 1e-8 if strict else -1e-12
         for G0 in self.blocks(theta):
-            if len(G0) > 1 and np.linalg.eigvalsh(G0)[0] < -1e-12 * np.trace(G0):
+            if len(G0) > 1 and np.linalg.eigvalsh(G0)[0] < margin * np.trace(G0):
                 return False
         return True
 
@@ -593,7 +597,7 @@ class _Residual:
 
 def _residual(stacked: model.StackedProblem, parts: bool = True) -> _Residual:
     """The residual entry; without ``parts`` its dense V-form matrices are not built (the
-    canonical transformation needs only its layout)."""
+    rotation of :mod:`lmmbook._rotation` needs only its layout)."""
     tr = stacked.traits
     if tr is None:
         n = int(stacked.observed.sum())
@@ -635,7 +639,7 @@ def _iterate(state, layout: _Layout, method: str, tol: float, max_iter: int):
 
     ``state`` is a :class:`_VState` or any object with its interface (``theta``, ``loglik``,
     ``score_parts()``, ``p_times(M)``, ``at(theta)``), e.g. the rotated one of several traits on
-    one relationship matrix (:mod:`lmmbook._canonical`).
+    one relationship matrix (:mod:`lmmbook._rotation`).
     """
     converged, iterations = False, 0
     step = _squarem_cycle if method == "em" else _ai_step
@@ -781,7 +785,7 @@ def _newton(state: _VState, layout: _Layout):
     (J' AI J - sum_s score_s d^2 theta_s / d phi^2) step = J' score: the second term is the
     curvature the factorisation itself adds, which makes the step land on the edge of the cone
     (a correlation of +-1) when the optimum lies there instead of creeping towards it.
-    Returns phi, J, the Newton matrix and the phi-score.
+    Returns phi, J, the Newton matrix, the phi-score, and (AI, score) in theta itself.
     """
     traces, quads, HPy = state.score_parts()
     score = -0.5 * (traces - quads)
@@ -815,7 +819,7 @@ def _newton(state: _VState, layout: _Layout):
     newton = JAIJ - curvature
     if np.linalg.eigvalsh(newton)[0] <= 1e-12 * max(np.abs(np.diag(JAIJ)).max(), 1e-300):
         newton = JAIJ  # far from the optimum: the expected curvature alone (always PSD)
-    return phi, J, newton, J.T @ score
+    return phi, J, newton, J.T @ score, (AI, score)
 
 
 def _cholesky_psd(G0: np.ndarray) -> np.ndarray:
@@ -875,7 +879,7 @@ def _distance_to_optimum(state: _VState, layout: _Layout) -> float:
     floor with the score pointing below it are at the boundary and do not count, nor does the
     direction across the edge of the positive semi-definite cone when a G0 sits on it.
     """
-    _, J, newton, score_phi = _newton(state, layout)
+    _, J, newton, score_phi, _ = _newton(state, layout)
     total = np.sum(state.theta[layout.is_variance])
     floor = _FLOOR * total
     single = _single_mask(layout)
@@ -946,14 +950,34 @@ def _ai_step(state: _VState, layout: _Layout) -> _VState:
     The step is halved until the likelihood does not fall (at most 10 times); if that fails, an
     EM step is taken instead, which always climbs.
     """
-    phi, _, newton, score_phi = _newton(state, layout)
+    phi, _, newton, score_phi, (AI, score) = _newton(state, layout)
     floor = _FLOOR * np.sum(state.theta[layout.is_variance])
     step = _free_step(state, layout, newton, score_phi, floor)
-    if step is None:
-        return _em_step(state, layout)
+    best = None if step is None else _halved(state, layout, lambda a: _theta_of(
+        phi + a * step, layout), floor)
+    if _near_edge(state.theta, layout):
+        # Near a singular G0 the Cholesky factor has a diagonal near 0, where the likelihood is
+        # flat in that factor (its sign does not matter): the step above can stall there. The
+        # same Newton step in theta itself, shortened to stay inside the cone, does not.
+        step = _free_step(state, layout, AI, score, floor)
+        if step is not None:
+            alpha = 1.0
+            while alpha > 1e-6 and not layout.feasible(state.theta + alpha * step,
+                                                       strict=True):
+                alpha /= 2
+            other = _halved(state, layout, lambda a: state.theta + alpha * a * step, floor)
+            if other is not None and (best is None or other.loglik > best.loglik):
+                best = other
+    return best if best is not None else _em_step(state, layout)
+
+
+def _halved(state, layout: _Layout, candidate_at, floor):
+    """The state at candidate_at(a) for a = 1, 1/2, ... (at most 11 tries) whose likelihood does
+    not fall, or None."""
     single = _single_mask(layout)
+    a = 1.0
     for _ in range(11):
-        candidate = _theta_of(phi + step, layout)
+        candidate = candidate_at(a)
         candidate[single] = np.maximum(candidate[single], floor)
         new = None
         if layout.feasible(candidate):
@@ -963,8 +987,14 @@ def _ai_step(state: _VState, layout: _Layout) -> _VState:
                 new = None
         if new is not None and new.loglik >= state.loglik - 1e-12 * abs(state.loglik):
             return new
-        step = step / 2
-    return _em_step(state, layout)
+        a /= 2
+    return None
+
+
+def _near_edge(theta: np.ndarray, layout: _Layout) -> bool:
+    """Whether some G0 (or R0) of k > 1 has its smallest eigenvalue below 1 % of its trace."""
+    return any(len(G0) > 1 and np.linalg.eigvalsh(G0)[0] < 1e-2 * np.trace(G0)
+               for G0 in layout.blocks(theta))
 
 
 def _floor(theta: np.ndarray, layout: _Layout) -> np.ndarray:

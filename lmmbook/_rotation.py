@@ -1,5 +1,5 @@
-"""Several traits on one relationship matrix: the rotation that makes records independent
-(chapter 11, private).
+"""Several traits on one relationship matrix: the rotation by the eigenvectors of G that makes
+records independent (chapter 11, private).
 
 With the same X for every trait and every trait recorded on every record, the records of t traits
 have Var(vec Y) = G0 kron G + R0 kron I. One eigendecomposition G = U diag(s) U' rotates the
@@ -7,9 +7,11 @@ records, Y* = U'Y and X* = U'X, into n independent rows: row i has covariance
 
     V_i = s_i G0 + R0      (t x t).
 
-Every quantity REML needs is then a sum over i of t x t terms (MTG2's transformation; Meyer's
-canonical transformation would further diagonalise G0 and R0, which change at every iteration),
-so an iteration costs O(n t^3 + n t^2 p^2) after the one O(n^3) eigendecomposition. The records are
+Every quantity REML needs is then a sum over i of t x t terms (as in MTG2),
+so an iteration costs O(n t^3 + n t^2 p^2) after the one O(n^3) eigendecomposition. Unlike
+Meyer's canonical transformation (one matrix Q with Q R0 Q' = I and Q G0 Q' diagonal, which
+turns t correlated traits into t uncorrelated ones but depends on G0 and R0), this rotation does
+not depend on the variances, so it is done once for all REML iterations. The records are
 stacked record by record (row i's t values together); b holds the fixed effects trait by trait.
 
 :class:`State` has the interface of the dense :class:`lmmbook.reml._VState`, so the AI and EM
