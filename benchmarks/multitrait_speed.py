@@ -1,7 +1,7 @@
 """Speed of the models of several traits (issue 15), as ratios to baselines timed in the same run.
 
 1. Two-trait GBLUP REML with every record complete: ``gblup(Y, X, G)`` with Y an (n, 2) table,
-   estimated G0 and R0 by AI-REML through the canonical transformation (one eigendecomposition
+   estimated G0 and R0 by AI-REML after one rotation by G's eigenvectors (one eigendecomposition
    G = U diag(s) U', then n independent 2 x 2 problems, O(n t^3) per iteration), plus BLUE,
    GEBVs, PEV and the standard errors. n = 2000 and 5000 animals with m = 3000 simulated
    markers (0/1/2, frequencies from U(0.05, 0.95)); G = genomic_relationship(M) is built outside
@@ -14,12 +14,11 @@
    from other jobs hits both alike: best of 5 each at n = 2000, one each at n = 5000 (to keep
    the run to a few minutes). Inside the same gblup call the eigendecomposition (with the
    rotation U'Y, U'X) and the rest are timed apart, the AI iterations are counted, and
-   reml._residual is timed: it builds the residual parts of the stacked V form, t (t + 1) / 2
-   dense (n t) x (n t) matrices, which gblup's canonical path computes although it uses only
-   their names (found by profiling this benchmark: 6-12 s and 2.4 GB at n = 5000, the largest
-   cost after the eigendecomposition).
+   reml._residual is timed: it once built the residual parts of the stacked V form, t (t + 1) / 2
+   dense (n t) x (n t) matrices, which the rotated path never uses (found by profiling this
+   benchmark: 6-12 s and 2.4 GB at n = 5000; no longer built there, so it now takes ~0 s).
    Checks: the estimates against the simulated truth in units of their standard errors, and
-   r(GEBV, TBV) per trait. The canonical estimates are compared with the general V form
+   r(GEBV, TBV) per trait. The rotated estimates are compared with the general V form
    ``reml(Y, X, None, G)`` (the stacked 2n x 2n V, O((2n)^3) per iteration) on the first 400
    animals of the n = 2000 data only: that form took 23 s for 800 animals with other jobs on
    the machine (1.4 s for 400 when it was quiet), and 2000 animals need 2.5^3 = 16 times the
@@ -155,7 +154,7 @@ def truth_table(fit):
 
 
 def general_check(p, n_sub=400):
-    """The canonical path (gblup) against the general V form (reml with Z = None, K = G) on the
+    """The rotated path (gblup) against the general V form (reml with Z = None, K = G) on the
     first n_sub animals."""
     G = p["G"][:n_sub, :n_sub]
     Y, X = p["Y"].iloc[:n_sub].reset_index(drop=True), p["X"][:n_sub]
@@ -169,7 +168,7 @@ def general_check(p, n_sub=400):
     d_R0 = np.max(np.abs(np.asarray(general.sigma2_e) - canonical.sigma2_e))
     d_ll = abs(general.loglik - canonical.loglik)
     d_u = np.max(np.abs(np.asarray(general.u) - canonical.u))
-    print(f"  check on the first {n_sub} animals: canonical gblup ({t_canonical:.2f} s, "
+    print(f"  check on the first {n_sub} animals: rotated gblup ({t_canonical:.2f} s, "
           f"rotated={canonical.rotated}) against the V form reml(Y, X, None, G) "
           f"({t_general:.1f} s, {general.n_iter} iterations):")
     print(f"    max |diff| G0 {d_G0:.1e}, R0 {d_R0:.1e}, loglik {d_ll:.1e}, GEBV {d_u:.1e}   "
@@ -182,8 +181,8 @@ def gblup_benchmark(sizes):
     targets = {"rotate": ("lmmbook._rotation", "rotate", lambda rot: None),
                "iterate": ("lmmbook.reml", "_iterate", lambda out: out[1:3]),  # converged, n
                "residual": ("lmmbook.reml", "_residual", lambda out: None)}
-    print("two-trait GBLUP, REML of G0 and R0 (canonical transformation), m = 3000 markers; "
-          "time / one scipy.linalg.eigh(G)")
+    print("two-trait GBLUP, REML of G0 and R0 (one rotation by the eigenvectors of G), "
+          "m = 3000 markers; time / one scipy.linalg.eigh(G)")
     for n in sizes:
         start = time.perf_counter()
         p = gblup_problem(n)
