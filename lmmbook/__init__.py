@@ -53,7 +53,7 @@ from .validation import (
 )
 from .vcf import read_vcf
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "datasets",
