@@ -274,7 +274,7 @@ def gblup(
     eigendecomposition plus O(n t^3) per iteration, and ``rotated`` is True. Otherwise the
     stacked V form of :func:`lmmbook.reml` serves (O((n t)^3) per iteration). Both give the same
     estimates, standard errors and predictions. A REML that did not converge is flagged
-    (``converged``) and warned about (:class:`lmmbook.LmmbookWarning`).
+    (``converged``) and warned about (:class:`lmmbook.errors.LmmbookWarning`).
 
     Examples
     --------
