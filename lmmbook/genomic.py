@@ -160,7 +160,7 @@ class GBLUPResult:
         are the (t, t) matrices G0 and R0, ``h2`` is (t,), and ``n_obs`` counts individuals with
         at least one trait recorded. None for one trait.
     component_table : pandas.DataFrame or None
-        With several traits and estimated variances: what :meth:`components` returns.
+        With several traits and estimated variances: what ``components()`` returns.
     rotated : bool
         With several traits: whether one rotation by the eigenvectors of G made the records
         independent (every phenotyped individual has every trait), else the general V form of
@@ -267,7 +267,7 @@ def gblup(
     rows o (chapter 5, eq-gblup-v). One eigendecomposition of G_oo serves REML, b, u and the
     prediction error variances, PEV = sigma2_u G_ii - sigma2_u^2 [G_io P G_oi]_ii.
 
-    With several traits, Var(vec Y) = G0 kron G_oo + R0 kron I (chapter 11, ``(eq-mt-v)``). When
+    With several traits, Var(vec Y) = G0 kron G_oo + R0 kron I (chapter 11, ``(eq-mt-var)``). When
     every phenotyped individual has every trait, G_oo = U diag(s) U' turns the records U'Y into
     independent rows with covariances s_i G0 + R0 (one rotation, as in MTG2, Lee & van der Werf
     2016; not Meyer's canonical transformation, which depends on G0 and R0): REML then costs one

@@ -311,7 +311,7 @@ def reml(
     is reached and reported. These methods work with the n x n matrix V, O(n^3) per iteration:
     meant for up to a few thousand records.
 
-    With t traits (chapter 11, ``(eq-mt-v)``) the observed (record, trait) pairs are stacked
+    With t traits (chapter 11, ``(eq-mt-reml-v)``) the observed (record, trait) pairs are stacked
     record by record and V = sum over G0 elements of Z_a K Z_b' (+ transpose) + sum over R0
     elements of the indicator of two values of one record of traits a and b (+ transpose): still
     linear in the parameters, so AI and EM apply unchanged, and R0 is one more (t, t) block, the
@@ -896,7 +896,8 @@ def _distance_to_optimum(state: _VState, layout: _Layout) -> float:
 
 def _em_step(state: _VState, layout: _Layout) -> _VState:
     """G0 <- G0 + G0 (Q - T) G0 / q for each entry, sigma2_e (or R0) by the same rule with K = I
-    over the records (chapter 2, eq-em; chapter 4, eq-em-g0; chapter 11, eq-mt-em)."""
+    over the records (chapter 2, eq-em; chapter 4, eq-em-g0; with several traits, chapter 11,
+    R0 is one more such block)."""
     traces, quads, _ = state.score_parts()
     theta = state.theta.copy()
     for s, k, q in zip(layout.slices, layout.ks, layout.qs, strict=True):  # residual last
