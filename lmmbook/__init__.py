@@ -23,11 +23,12 @@ from .errors import (
     VarianceError,
 )
 from .genomic import GBLUPResult, gblup, genomic_relationship
-from .gwas import gwas
+from .gwas import GWASResult, gwas
 from .lrmethod import LRResult, lr_validation
 from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
 from .pedigree import Pedigree
+from .plots import genomic_inflation, manhattan_plot, qq_plot
 from .qc import SampleQC, sample_qc
 from .readers import GenotypeData, PlinkChunks, read_genotype_text, read_plink
 from .reml import REMLResult, reml
@@ -71,6 +72,7 @@ __all__ = [
     "FileFormatError",
     "FoldEstimate",
     "GBLUPResult",
+    "GWASResult",
     "GenotypeData",
     "Incidence",
     "InputError",
@@ -103,11 +105,14 @@ __all__ = [
     "fold_se",
     "forward_split",
     "gblup",
+    "genomic_inflation",
     "genomic_relationship",
     "gwas",
     "incidence",
     "kfold",
     "lr_validation",
+    "manhattan_plot",
+    "qq_plot",
     "read_genotype_text",
     "read_plink",
     "read_vcf",

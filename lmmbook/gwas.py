@@ -1,9 +1,12 @@
 """Genome-wide association from a GBLUP fit: back-solved marker effects with their standard errors,
-and the single-marker mixed-model test with the variances of the null fit."""
+the single-marker mixed-model test with the variances of the null fit, and the share of the
+genomic variance carried by windows of markers."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -15,9 +18,41 @@ from .genomic import GBLUPResult
 from .markers import _frequencies, as_genotypes, centred_polymorphic, cross_product
 from .snpblup import backsolve_snp_effects
 
-__all__ = ["gwas"]
+__all__ = ["GWASResult", "gwas"]
 
 _CHUNK = 2048  # markers per block of W_o'U: memory O(n * chunk) beyond the n x n eigenvectors
+
+
+@dataclass(frozen=True, eq=False)
+class GWASResult:
+    """:func:`lmmbook.gwas` with ``window=``: the test of every marker and the windows.
+
+    Attributes
+    ----------
+    snps : pandas.DataFrame
+        One row per marker, the frame that ``gwas`` returns without ``window``.
+    windows : pandas.DataFrame
+        One row per window of markers (index ``window``, from 0, in the order of the markers):
+        ``chromosome`` (with a marker map), ``first_snp`` and ``last_snp`` (marker names),
+        ``start`` and ``end`` (the positions of those two markers, with a map that gives
+        positions), ``n_snps`` (markers in the window, monomorphic ones included), ``variance``
+        (Var(u_hat_(r)) over the genotyped individuals, ddof=1), ``variance_pct``
+        (100 Var(u_hat_(r)) / Var(u_hat)) and ``share`` (Cov(u_hat_(r), u_hat) / Var(u_hat), which
+        sums to 1 over the windows); see :func:`lmmbook.gwas`.
+    """
+
+    snps: pd.DataFrame
+    windows: pd.DataFrame
+
+
+@overload
+def gwas(fit: GBLUPResult, M: Any, *, method: Literal["backsolve", "single_marker"] = ...,
+         window: None = None, allele_freq: Any = None) -> pd.DataFrame: ...
+
+
+@overload
+def gwas(fit: GBLUPResult, M: Any, *, method: Literal["backsolve", "single_marker"] = ...,
+         window: int | str, allele_freq: Any = None) -> GWASResult: ...
 
 
 def gwas(
@@ -25,9 +60,11 @@ def gwas(
     M: Any,
     *,
     method: Literal["backsolve", "single_marker"] = "backsolve",
+    window: int | str | None = None,
     allele_freq: Any = None,
-) -> pd.DataFrame:
-    """A test of every marker after a GBLUP fit with G = W W' / c (VanRaden 1).
+) -> pd.DataFrame | GWASResult:
+    """A test of every marker after a GBLUP fit with G = W W' / c (VanRaden 1), and optionally
+    the share of the genomic variance carried by windows of markers.
 
     Parameters
     ----------
@@ -42,16 +79,28 @@ def gwas(
         (Gualdron Duarte et al. 2014). "single_marker": each marker as a fixed effect, the GLS of
         y on [X, w_k] with V at the variances of the fit (EMMAX with both variances held, P3D;
         Kang et al. 2010).
+    window : int or str, optional
+        Also split the GEBVs into windows of markers: an int k >= 1, k consecutive markers (in
+        the order of M's columns); or a length in base pairs, such as ``"1Mb"``, ``"500kb"`` or
+        ``"20000bp"`` (case ignored): the bins [0, L), [L, 2L), ... of each chromosome, which
+        needs the positions of a marker map (:func:`lmmbook.read_plink` or
+        :func:`lmmbook.read_vcf` give them; without a file, a :class:`lmmbook.GenotypeData` with
+        a ``snps`` frame of ``chromosome`` and ``position``). Windows never cross chromosomes: a
+        chromosome's last window may be shorter, and only bins that hold a marker are windows.
+        Without a map, M is one chromosome. The windows use the back-solved effects whatever
+        ``method`` is.
     allele_freq : (m,) array_like, optional
         The frequencies G was built with (by default those of M).
 
     Returns
     -------
-    pandas.DataFrame
-        One row per marker, indexed by marker name (``snp``): ``chromosome`` and ``position``
-        when M carries a marker map, then ``effect``, ``se``, ``z`` = effect / se and the
-        two-sided normal ``p``. NaN for markers monomorphic under the frequencies and for markers
-        that X explains completely (w_k'P w_k = 0).
+    pandas.DataFrame or GWASResult
+        Without ``window``, the frame of the markers: one row per marker, indexed by marker name
+        (``snp``): ``chromosome`` and ``position`` when M carries a marker map, then ``effect``,
+        ``se``, ``z`` = effect / se and the two-sided normal ``p``. NaN for markers monomorphic
+        under the frequencies and for markers that X explains completely (w_k'P w_k = 0).
+        With ``window``, a :class:`GWASResult` holding that frame (``snps``) and one of the
+        windows (``windows``).
 
     Raises
     ------
@@ -60,7 +109,9 @@ def gwas(
     InputError
         ``method`` is not one of the two; ``fit`` is not a GBLUP fit; the fit's G is not
         W W' / c of these genotypes and frequencies (its GEBVs are not reproduced by the
-        back-solved effects, as in :func:`lmmbook.backsolve_snp_effects`).
+        back-solved effects, as in :func:`lmmbook.backsolve_snp_effects`); ``window`` is not a
+        whole number >= 1 nor a length such as "1Mb"; a length without marker positions; a map
+        whose chromosomes are not contiguous or whose positions decrease within a chromosome.
 
     Notes
     -----
@@ -85,6 +136,22 @@ def gwas(
     by that re-estimation only. The marker tested is part of G in both (no leaving out of its
     chromosome).
 
+    Windows (Wang et al. 2012, Genet. Res. 94:73; the windows of BLUPF90's postGSf90). The
+    GEBVs are the sum of the markers' parts, u_hat = W alpha_hat (chapter 6, eq-backsolve), so
+    over windows r of markers, u_hat = sum_r u_hat_(r) with u_hat_(r) = W_(r) alpha_hat_(r), the
+    part of the GEBVs carried by window r. Two measures are given over the q genotyped
+    individuals (the rows of M). ``variance`` is Var(u_hat_(r)), postGSf90's measure, and
+    ``variance_pct`` is it as a percentage of Var(u_hat), the variance of the GEBVs over the same
+    individuals, not of sigma2_u: both then are variances of predictions of the same animals
+    (sigma2_u is the variance of true values in the base population, larger than that of the
+    shrunken predictions, and would make the percentages depend on the fit's accuracy as well).
+    Because windows in linkage disequilibrium (or carried by related animals) covary, these
+    percentages do not add up to 100. ``share`` = Cov(u_hat_(r), u_hat) / Var(u_hat) does: it is
+    the regression of the window's part on the GEBVs, and since u_hat = sum_r u_hat_(r), the shares
+    sum to exactly 1 (a window can have a negative share). Var(u_hat) is computed from
+    W alpha_hat, which equals the fit's u to 1e-6 relative (checked), so the sum is 1 to
+    round-off. When sigma2_u = 0 every part is 0 and ``variance_pct`` and ``share`` are NaN.
+
     Examples
     --------
     >>> import numpy as np, lmmbook
@@ -98,9 +165,15 @@ def gwas(
     ['effect', 'se', 'z', 'p']
     >>> bool(np.allclose(bs["z"], sm["z"], equal_nan=True))
     True
+    >>> res = lmmbook.gwas(fit, M, window=50)  # windows of 50 markers
+    >>> res.windows.columns.tolist()
+    ['first_snp', 'last_snp', 'n_snps', 'variance', 'variance_pct', 'share']
+    >>> len(res.windows), round(float(res.windows["share"].sum()), 10)
+    (6, 1.0)
     """
     if method not in ("backsolve", "single_marker"):
         raise InputError(f"method must be 'backsolve' or 'single_marker', got {method!r}.")
+    size = None if window is None else _window_size(window)
     if not isinstance(fit, GBLUPResult):
         raise InputError(f"fit must be the result of lmmbook.gblup, got {type(fit).__name__}.")
     if fit.traits is not None:
@@ -114,8 +187,13 @@ def gwas(
             f"M has {q} rows but the GBLUP fit has {len(fit.u)}; pass the genotypes of the rows "
             "of G, in the same order.")
     p = geno.allele_freq if allele_freq is None else _frequencies(allele_freq, m)
+    snp_map = getattr(M, "snps", None)
+    if not (isinstance(snp_map, pd.DataFrame) and len(snp_map) == m):
+        snp_map = None
+    if size is not None:  # the map is checked before any computation
+        window_of = _assign_windows(snp_map, size, m)
     # refuses a fit whose G was not W W'/c of these genotypes and frequencies
-    backsolve_snp_effects(fit, geno, allele_freq=p)
+    alpha = backsolve_snp_effects(fit, geno, allele_freq=p).to_numpy()
     W, poly, c = centred_polymorphic(geno, p)
     observed = np.isfinite(fit.v_inv_residual)
     W_o, X_o = W[observed], np.asarray(fit.X)[observed]
@@ -148,9 +226,127 @@ def gwas(
     names = geno.snp_names if geno.snp_names is not None else np.arange(m)
     frame = pd.DataFrame(out, columns=["effect", "se", "z", "p"],
                          index=pd.Index(np.asarray(names), name="snp"))
-    snps = getattr(M, "snps", None)
-    if isinstance(snps, pd.DataFrame) and len(snps) == m:
+    if snp_map is not None:
         for column in ("position", "chromosome"):
-            if column in snps.columns:
-                frame.insert(0, column, snps[column].to_numpy())
-    return frame
+            if column in snp_map.columns:
+                frame.insert(0, column, snp_map[column].to_numpy())
+    if size is None:
+        return frame
+    return GWASResult(snps=frame, windows=_window_frame(W, poly, alpha, window_of, snp_map,
+                                                       np.asarray(names)))
+
+
+_LENGTH = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(bp|kb|mb)\s*", re.IGNORECASE)
+_UNIT = {"bp": 1.0, "kb": 1e3, "mb": 1e6}
+
+
+def _window_size(window: Any) -> tuple[str, float]:
+    """("snps", k) for a number of markers, ("bp", L) for a length in base pairs."""
+    if isinstance(window, str):
+        found = _LENGTH.fullmatch(window)
+        if found is None:
+            raise InputError(f"window {window!r} is not a length: give a number of base pairs "
+                             "with its unit, such as '1Mb', '500kb' or '20000bp', or a number "
+                             "of markers (an int).")
+        length = float(found.group(1)) * _UNIT[found.group(2).lower()]
+        if length < 1:
+            raise InputError(f"window {window!r} is shorter than one base pair; give a length "
+                             "such as '1Mb'.")
+        return "bp", length
+    if isinstance(window, bool) or not isinstance(window, int | np.integer):
+        raise InputError(f"window must be a number of markers (an int >= 1) or a length such "
+                         f"as '1Mb', got {window!r}.")
+    if window < 1:
+        raise InputError(f"window must hold at least 1 marker, got {int(window)}.")
+    return "snps", float(window)
+
+
+def _assign_windows(snp_map: pd.DataFrame | None, size: tuple[str, float], m: int) -> np.ndarray:
+    """The window (0, 1, ...) of each marker: runs of one chromosome, cut every k markers or at
+    every multiple of L base pairs; non-decreasing along the markers."""
+    kind, width = size
+    has_chrom = snp_map is not None and "chromosome" in snp_map.columns
+    chrom = pd.Series(snp_map["chromosome"].to_numpy() if has_chrom else np.zeros(m))
+    names = (snp_map["name"].to_numpy() if snp_map is not None and "name" in snp_map.columns
+             else np.arange(m))
+    new_chrom = np.r_[True, chrom.to_numpy()[1:] != chrom.to_numpy()[:-1]]
+    run = np.cumsum(new_chrom) - 1
+    starts = np.flatnonzero(new_chrom)
+    seen = chrom.iloc[starts].duplicated().to_numpy()
+    if seen.any():
+        k = int(starts[np.flatnonzero(seen)[0]])
+        raise InputError(f"chromosome {chrom.iloc[k]!r} comes back at marker {names[k]!r} "
+                         f"(column {k}) after other chromosomes: windows need each "
+                         "chromosome's markers together; sort the map by chromosome and "
+                         "position and M's columns with it.")
+    position = None
+    if snp_map is not None and "position" in snp_map.columns:
+        position = pd.to_numeric(snp_map["position"], errors="coerce").to_numpy(dtype=float)
+        if not np.any(position != 0):  # 0 where the file does not say
+            position = None
+    if position is not None:
+        if not np.all(np.isfinite(position)):
+            k = int(np.flatnonzero(~np.isfinite(position))[0])
+            raise InputError(f"the position of marker {names[k]!r} (column {k}) is missing; "
+                             "windows need a position for every marker.")
+        back = np.flatnonzero((np.diff(position) < 0) & ~new_chrom[1:]) + 1
+        if len(back):
+            k = int(back[0])
+            raise InputError(f"the position of marker {names[k]!r} (column {k}), "
+                             f"{position[k]:.0f}, is before that of the marker before it on "
+                             f"chromosome {chrom.iloc[k]!r} ({position[k - 1]:.0f}): sort the "
+                             "map by chromosome and position and M's columns with it.")
+    if kind == "snps":
+        within = np.arange(m) - starts[run]  # the marker's place on its chromosome
+        key = within // int(width)
+    else:
+        if position is None:
+            raise InputError(f"a window of {width:.0f} bp needs the markers' positions: pass "
+                             "the genotypes as read_plink or read_vcf give them (their snps "
+                             "frame has chromosome and position), or a GenotypeData with such "
+                             "a frame, or give window as a number of markers.")
+        key = np.floor(position / width)
+    new_window = new_chrom | np.r_[True, key[1:] != key[:-1]]
+    return np.cumsum(new_window) - 1
+
+
+def _window_frame(W: np.ndarray, poly: np.ndarray, alpha: np.ndarray, window_of: np.ndarray,
+                  snp_map: pd.DataFrame | None, names: np.ndarray) -> pd.DataFrame:
+    """Var(u_hat_(r)), 100 Var(u_hat_(r)) / Var(u_hat) and Cov(u_hat_(r), u_hat) / Var(u_hat) of
+    every window r, the parts u_hat_(r) = W_(r) alpha_(r) formed a block of whole windows at a
+    time (memory O(q * chunk) beyond W)."""
+    q = W.shape[0]
+    n_windows = int(window_of[-1]) + 1
+    a = alpha[poly]
+    u_c = W @ a
+    u_c -= u_c.mean()
+    var_u = float(u_c @ u_c) / (q - 1)
+    variance, cov = np.zeros(n_windows), np.zeros(n_windows)
+    win = window_of[poly]  # non-decreasing: the windows of the polymorphic columns
+    first = np.flatnonzero(np.r_[True, win[1:] != win[:-1]]) if len(win) else np.arange(0)
+    bounds = np.r_[first, len(win)]
+    b = 0
+    while b < len(first):  # windows b .. e-1 at once, about _CHUNK columns (at least one window)
+        e = max(b + 1, min(len(first), int(np.searchsorted(bounds, bounds[b] + _CHUNK,
+                                                           side="right")) - 1))
+        lo, hi = bounds[b], bounds[e]
+        parts = np.add.reduceat(W[:, lo:hi] * a[lo:hi], bounds[b:e] - lo, axis=1)
+        parts -= parts.mean(axis=0)
+        variance[win[first[b:e]]] = np.einsum("ij,ij->j", parts, parts) / (q - 1)
+        cov[win[first[b:e]]] = (u_c @ parts) / (q - 1)
+        b = e
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pct = np.where(var_u > 0, 100.0 * variance / var_u, np.nan)
+        share = np.where(var_u > 0, cov / var_u, np.nan)
+    first_k = np.flatnonzero(np.r_[True, window_of[1:] != window_of[:-1]])
+    last_k = np.r_[first_k[1:] - 1, len(window_of) - 1]
+    columns: dict[str, Any] = {}
+    if snp_map is not None and "chromosome" in snp_map.columns:
+        columns["chromosome"] = snp_map["chromosome"].to_numpy()[first_k]
+    columns["first_snp"], columns["last_snp"] = names[first_k], names[last_k]
+    if snp_map is not None and "position" in snp_map.columns and np.any(snp_map["position"] != 0):
+        position = snp_map["position"].to_numpy()
+        columns["start"], columns["end"] = position[first_k], position[last_k]
+    columns["n_snps"] = last_k - first_k + 1
+    columns.update(variance=variance, variance_pct=pct, share=share)
+    return pd.DataFrame(columns, index=pd.RangeIndex(n_windows, name="window"))

@@ -179,3 +179,179 @@ def test_errors():
         lmmbook.gwas(fit, M, method="emmax")
     with pytest.raises(InputError, match="result of lmmbook.gblup"):
         lmmbook.gwas(lmmbook.snp_blup(y, X, M), M)
+
+
+# --- windows: the share of the GEBVs' variance per window of markers (Wang et al. 2012) ---
+
+LENGTHS = {"300kb": 3e5, "1Mb": 1e6, "2.5MB": 2.5e6}
+
+
+def random_map(rng, m, n_chromosomes):
+    """A map of m markers on n_chromosomes chromosomes of random sizes, positions sorted within
+    each (ties allowed), chromosome names as a .bim gives them (str)."""
+    cuts = np.sort(rng.choice(np.arange(1, m), n_chromosomes - 1, replace=False))
+    sizes = np.diff(np.r_[0, cuts, m])
+    chromosome = np.repeat([str(k + 1) for k in range(n_chromosomes)], sizes)
+    position = np.concatenate([np.sort(rng.integers(1, 6_000_000, size)) for size in sizes])
+    return pd.DataFrame({"chromosome": chromosome, "name": [f"s{k}" for k in range(m)],
+                         "cM": 0.0, "position": position, "A1": "A", "A2": "G"})
+
+
+def reference_windows(chromosome, position, window):
+    """The windows as lists of marker indices, one marker at a time: a new window at a new
+    chromosome, after `window` markers (an int) or at a new bin of the length in bp."""
+    windows = []
+    for k in range(len(chromosome)):
+        new = k == 0 or chromosome[k] != chromosome[k - 1]
+        if isinstance(window, int):
+            new = new or len(windows[-1]) == window
+        else:
+            width = LENGTHS[window]
+            new = new or position[k] // width != position[k - 1] // width
+        if new:
+            windows.append([])
+        windows[-1].append(k)
+    return windows
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(15, 40), m=st.sampled_from([8, 30, 90]),
+       missing_y=st.sampled_from([0.0, 0.3]), n_chromosomes=st.integers(1, 3),
+       window=st.one_of(st.integers(1, 12), st.sampled_from(sorted(LENGTHS))),
+       with_map=st.booleans())
+def test_windows_are_the_dense_computation(seed, n, m, missing_y, n_chromosomes, window,
+                                           with_map):
+    y, X, M, fit = problem(seed, n, m, missing_y)
+    rng = np.random.default_rng(seed)
+    snps = random_map(rng, m, n_chromosomes)
+    if not with_map:  # a plain array: one chromosome, no positions; only windows of markers
+        window = window if isinstance(window, int) else 5
+        snps["chromosome"], snps["position"] = "all", 0
+    genotypes = GenotypeData(M=M, ids=np.array([f"i{i}" for i in range(n)]), snps=snps)
+    res = lmmbook.gwas(fit, genotypes if with_map else M, window=window)
+    assert isinstance(res, lmmbook.GWASResult)
+    pd.testing.assert_frame_equal(res.snps, lmmbook.gwas(fit, genotypes if with_map else M))
+    # dense: alpha_hat = (sigma2_u / c) W_o' P y_o by explicit inverses, the windows one by one
+    observed = np.isfinite(y)
+    P = dense_projection(fit, X, lmmbook.genomic_relationship(M), observed)
+    freq = M.mean(axis=0) / 2
+    W = M - 2 * freq
+    alpha = fit.sigma2_u / (2 * np.sum(freq * (1 - freq))) * W[observed].T @ P @ y[observed]
+    u = fit.u  # the fit's GEBVs
+    windows = reference_windows(snps["chromosome"].to_numpy(), snps["position"].to_numpy(),
+                                window)
+    out = res.windows
+    assert len(out) == len(windows)
+    assert out["n_snps"].tolist() == [len(k) for k in windows]
+    assert out["first_snp"].tolist() == [k[0] if not with_map else f"s{k[0]}" for k in windows]
+    assert out["last_snp"].tolist() == [k[-1] if not with_map else f"s{k[-1]}" for k in windows]
+    if with_map:
+        assert out["chromosome"].tolist() == [snps["chromosome"][k[0]] for k in windows]
+        assert out["start"].tolist() == [snps["position"][k[0]] for k in windows]
+        assert out["end"].tolist() == [snps["position"][k[-1]] for k in windows]
+        # no window crosses a chromosome
+        assert all(len(set(snps["chromosome"][k])) == 1 for k in windows)
+    else:
+        assert "chromosome" not in out.columns and "start" not in out.columns
+    parts = np.column_stack([W[:, k] @ alpha[k] for k in windows])
+    variance = np.var(parts, axis=0, ddof=1)
+    var_u = np.var(u, ddof=1)
+    if var_u == 0:  # REML at sigma2_u = 0: every part is 0, no share
+        assert out["share"].isna().all() and out["variance_pct"].isna().all()
+        np.testing.assert_array_equal(out["variance"], 0.0)
+        return
+    share = np.array([np.cov(parts[:, r], u)[0, 1] for r in range(len(windows))]) / var_u
+    # the library divides by Var(W alpha_hat), which equals Var(u_hat) to the 1e-6 relative
+    # tolerance backsolve_snp_effects accepts; on 180 such problems it was 7e-16 relative at most
+    np.testing.assert_allclose(out["variance"], variance, rtol=1e-8, atol=1e-12 * var_u)
+    np.testing.assert_allclose(out["variance_pct"], 100 * variance / var_u, rtol=1e-8,
+                               atol=1e-10)
+    np.testing.assert_allclose(out["share"], share, rtol=1e-8, atol=1e-10)
+    assert abs(out["share"].sum() - 1) < 1e-10  # u_hat = sum of the windows' parts
+    np.testing.assert_allclose(parts.sum(axis=1), u, atol=1e-8 * (1 + np.abs(u).max()))
+
+
+def test_windows_split_at_chromosome_boundaries():
+    y, X, M, fit = problem(11, 30, 12, 0.0)
+    snps = pd.DataFrame({"chromosome": ["1"] * 7 + ["2"] * 5, "name": [f"s{k}" for k in range(12)],
+                         "cM": 0.0, "position": np.r_[np.arange(7), np.arange(5)] * 1000,
+                         "A1": "A", "A2": "G"})
+    data = GenotypeData(M=M, ids=np.array([f"i{i}" for i in range(30)]), snps=snps)
+    out = lmmbook.gwas(fit, data, window=3).windows
+    assert out.columns.tolist() == ["chromosome", "first_snp", "last_snp", "start", "end",
+                                    "n_snps", "variance", "variance_pct", "share"]
+    assert out["chromosome"].tolist() == ["1", "1", "1", "2", "2"]
+    assert out["n_snps"].tolist() == [3, 3, 1, 3, 2]  # each chromosome's last window shorter
+    assert out["first_snp"].tolist() == ["s0", "s3", "s6", "s7", "s10"]
+    assert out["last_snp"].tolist() == ["s2", "s5", "s6", "s9", "s11"]
+    assert out["start"].tolist() == [0, 3000, 6000, 0, 3000]
+    assert out.index.name == "window" and out.index.tolist() == list(range(5))
+    # a window larger than a chromosome: one window per chromosome
+    assert lmmbook.gwas(fit, data, window=100).windows["n_snps"].tolist() == [7, 5]
+    # one marker per window: the marker's variance, var(w_k) alpha_k^2
+    single = lmmbook.gwas(fit, data, window=1).windows
+    alpha = lmmbook.backsolve_snp_effects(fit, M).to_numpy()
+    np.testing.assert_allclose(single["variance"], np.var(M, axis=0, ddof=1) * alpha**2,
+                               rtol=1e-10, atol=1e-15)
+    # the windows do not depend on the test: single_marker gives the same frame
+    pd.testing.assert_frame_equal(lmmbook.gwas(fit, data, window=3, method="single_marker")
+                                  .windows, out)
+
+
+def test_windows_in_base_pairs():
+    y, X, M, fit = problem(12, 30, 8, 0.0)
+    position = [100, 900_000, 1_000_000, 1_500_000, 2_999_999, 5, 2_000_000, 2_000_001]
+    snps = pd.DataFrame({"chromosome": ["1"] * 5 + ["X"] * 3, "name": [f"s{k}" for k in range(8)],
+                         "cM": 0.0, "position": position, "A1": "A", "A2": "G"})
+    data = GenotypeData(M=M, ids=np.array([f"i{i}" for i in range(30)]), snps=snps)
+    for window in ("1Mb", "1mb", "1000kb", "1000000bp", " 1 Mb "):
+        out = lmmbook.gwas(fit, data, window=window).windows
+        # bins [0, 1Mb), [1Mb, 2Mb), [2Mb, 3Mb) of each chromosome; empty bins are no windows
+        assert out["n_snps"].tolist() == [2, 2, 1, 1, 2], window
+        assert out["chromosome"].tolist() == ["1", "1", "1", "X", "X"]
+        assert out["start"].tolist() == [100, 1_000_000, 2_999_999, 5, 2_000_000]
+        assert out["end"].tolist() == [900_000, 1_500_000, 2_999_999, 5, 2_000_001]
+    assert lmmbook.gwas(fit, data, window="500kb").windows["n_snps"].tolist() == [1, 1, 1, 1,
+                                                                                  1, 1, 2]
+    assert lmmbook.gwas(fit, data, window="1.5Mb").windows["n_snps"].tolist() == [3, 2, 1, 2]
+    assert lmmbook.gwas(fit, data, window="10Mb").windows["n_snps"].tolist() == [5, 3]
+
+
+def test_window_errors():
+    y, X, M, fit = problem(13, 30, 12, 0.0)
+    ids = np.array([f"i{i}" for i in range(30)])
+    snps = pd.DataFrame({"chromosome": ["1"] * 6 + ["2"] * 6, "name": [f"s{k}" for k in range(12)],
+                         "cM": 0.0, "position": np.tile(np.arange(6) * 1000, 2), "A1": "A",
+                         "A2": "G"})
+    for bad in (0, -3):
+        with pytest.raises(InputError, match=f"at least 1 marker, got {bad}"):
+            lmmbook.gwas(fit, M, window=bad)
+    for bad in (2.5, True, [3]):
+        with pytest.raises(InputError, match="number of markers \\(an int >= 1\\) or a length"):
+            lmmbook.gwas(fit, M, window=bad)
+    for bad in ("1 megabase", "Mb", "-1Mb", "3"):
+        with pytest.raises(InputError, match="is not a length"):
+            lmmbook.gwas(fit, M, window=bad)
+    pd.testing.assert_frame_equal(lmmbook.gwas(fit, M, window=np.int64(4)).windows,
+                                  lmmbook.gwas(fit, M, window=4).windows)
+    with pytest.raises(InputError, match="shorter than one base pair"):
+        lmmbook.gwas(fit, M, window="0bp")
+    # a length needs positions: none for an array, a DataFrame, or a map with positions all 0
+    message = "window of 1000000 bp needs the markers' positions"
+    with pytest.raises(InputError, match=message):
+        lmmbook.gwas(fit, M, window="1Mb")
+    with pytest.raises(InputError, match=message):
+        lmmbook.gwas(fit, pd.DataFrame(M, columns=snps["name"]), window="1Mb")
+    with pytest.raises(InputError, match=message):
+        lmmbook.gwas(fit, GenotypeData(M=M, ids=ids, snps=snps.assign(position=0)),
+                     window="1Mb")
+    # a chromosome that comes back, and a position that goes back
+    shuffled = snps.assign(chromosome=["1"] * 3 + ["2"] * 6 + ["1"] * 3)
+    with pytest.raises(InputError, match="chromosome '1' comes back at marker 's9' \\(column 9\\)"):
+        lmmbook.gwas(fit, GenotypeData(M=M, ids=ids, snps=shuffled), window=2)
+    unsorted = snps.assign(position=np.r_[0, 2000, 1000, 3000, 4000, 5000, np.arange(6) * 1000])
+    with pytest.raises(InputError, match="marker 's2' \\(column 2\\), 1000, is before"):
+        lmmbook.gwas(fit, GenotypeData(M=M, ids=ids, snps=unsorted), window="1kb")
+    # a position falling back at a new chromosome is fine
+    assert len(lmmbook.gwas(fit, GenotypeData(M=M, ids=ids, snps=snps), window="2kb")
+               .windows) == 6
