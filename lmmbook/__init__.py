@@ -53,6 +53,7 @@ from .validation import (
     fold_se,
 )
 from .vcf import read_vcf
+from .weighted import WeightedGBLUPResult, weighted_gblup
 
 __version__ = "0.5.0"
 
@@ -94,6 +95,7 @@ __all__ = [
     "UnknownIdError",
     "VarianceError",
     "VarietyTrial",
+    "WeightedGBLUPResult",
     "allele_frequencies",
     "backsolve_snp_effects",
     "compare_folds",
@@ -124,4 +126,5 @@ __all__ = [
     "simulate_variety_trial",
     "snp_blup",
     "solve_mme",
+    "weighted_gblup",
 ]
