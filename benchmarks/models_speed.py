@@ -33,6 +33,7 @@ import sys
 import time
 
 import numpy as np
+from _timing import Wrapped  # benchmarks/_timing.py
 
 import lmmbook
 
@@ -94,38 +95,15 @@ def animal_effect(fit):
     return fit.u[0] if isinstance(fit.u, tuple) else fit.u
 
 
-class StageClock:
+def StageClock() -> Wrapped:  # noqa: N802 (used like the class it replaced)
     """Seconds spent in solve_mme's stages, by wrapping the functions it calls (benchmark only):
     the rank check of X, the assembly of C, the preconditioner's set-up and the PCG iterations."""
-
-    def __init__(self):
-        mme = importlib.import_module("lmmbook.mme")
-        self.targets = {
-            "rank check of X": (importlib.import_module("lmmbook._checks"), "full_column_rank"),
-            "assemble C": (importlib.import_module("lmmbook.model"), "coefficient_matrix"),
-            "preconditioner": (mme, "_preconditioner"),
-            "iterations": (mme, "_pcg"),
-        }
-        self.seconds = dict.fromkeys(self.targets, 0.0)
-
-    def __enter__(self):
-        self.original = {k: getattr(m, f) for k, (m, f) in self.targets.items()}
-        for key, (module, name) in self.targets.items():
-            setattr(module, name, self._wrap(key, self.original[key]))
-        return self
-
-    def _wrap(self, key, f):
-        def wrapped(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return f(*args, **kwargs)
-            finally:
-                self.seconds[key] += time.perf_counter() - start
-        return wrapped
-
-    def __exit__(self, *exc):
-        for key, (module, name) in self.targets.items():
-            setattr(module, name, self.original[key])
+    return Wrapped(**{
+        "rank check of X": ("lmmbook._checks", "full_column_rank", None),
+        "assemble C": ("lmmbook.model", "coefficient_matrix", None),
+        "preconditioner": ("lmmbook.mme", "_preconditioner", None),
+        "iterations": ("lmmbook.mme", "_pcg", None),
+    })
 
 
 class RankCheckSkipped:

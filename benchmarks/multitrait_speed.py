@@ -54,7 +54,6 @@ Run: .venv/bin/python benchmarks/multitrait_speed.py [pcg] [gblup] [--sizes 2000
 (default both parts, the PCG part first so that ru_maxrss after it is its own).
 """
 
-import importlib
 import resource
 import sys
 import time
@@ -63,6 +62,7 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import scipy.linalg as la
+from _timing import Wrapped  # benchmarks/_timing.py
 
 import lmmbook
 
@@ -71,40 +71,6 @@ R0_GBLUP = np.array([[0.6, 0.1], [0.1, 0.4]])
 G0_ANIMAL = np.array([[0.30, 0.18], [0.18, 0.40]])
 R0_ANIMAL = np.array([[0.70, 0.20], [0.20, 0.60]])
 TRAITS = ["t1", "t2"]
-
-
-class Wrapped:
-    """Seconds spent in functions of lmmbook's modules, and a summary of what they returned, by
-    wrapping them for the duration of a with block (benchmark only; microseconds of overhead
-    per call). ``targets`` maps a key to (module, function name, summary of the result)."""
-
-    def __init__(self, **targets):
-        self.targets = {key: (importlib.import_module(module), name)
-                        for key, (module, name, _) in targets.items()}
-        self.summaries = {key: summary for key, (_, _, summary) in targets.items()}
-        self.seconds = dict.fromkeys(self.targets, 0.0)
-        self.results = {key: [] for key in self.targets}
-
-    def __enter__(self):
-        self.original = {k: getattr(m, f) for k, (m, f) in self.targets.items()}
-        for key, (module, name) in self.targets.items():
-            setattr(module, name, self._wrap(key, self.original[key]))
-        return self
-
-    def _wrap(self, key, f):
-        def wrapped(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                result = f(*args, **kwargs)
-            finally:
-                self.seconds[key] += time.perf_counter() - start
-            self.results[key].append(self.summaries[key](result))
-            return result
-        return wrapped
-
-    def __exit__(self, *exc):
-        for key, (module, name) in self.targets.items():
-            setattr(module, name, self.original[key])
 
 
 def interleaved(calls, repeats):

@@ -394,6 +394,19 @@ def frozen(a: Any) -> np.ndarray | None:
     return a
 
 
+def row_ids(ids: Any, labels: Any, n: int, of: str) -> pd.Index | None:
+    """The IDs of the n rows of ``of`` (G or M): ``ids`` as given, else the matrix's own labels
+    (None when it has none); checked for length and uniqueness."""
+    if ids is None:
+        ids = labels
+    if ids is None:
+        return None
+    ids = pd.Index(np.asarray(ids))
+    same_length("ids", n, of, len(ids), unit="entries")
+    unique_ids("ids", ids)
+    return ids
+
+
 def align_to_ids(y: Any, ids: pd.Index | None, n: int, of: str = "G") -> np.ndarray:
     """y as a vector in the order of ids (rows of G or M): a Series is joined by ID, and IDs
     without a phenotype become NaN; an ID with a phenotype and no genotype is refused."""

@@ -290,12 +290,7 @@ def gblup(
     if G_values.shape[1] != n:
         raise ShapeMismatchError(f"G must be square, got shape {G_values.shape}.")
     _checks.symmetric("G", G_values)
-    if ids is None and Gl.rows is not None:
-        ids = Gl.rows
-    if ids is not None:
-        ids = pd.Index(np.asarray(ids))
-        _checks.same_length("ids", n, "G", len(ids), unit="entries")
-        _checks.unique_ids("ids", ids)
+    ids = _checks.row_ids(ids, Gl.rows, n, "G")
     if _checks.is_table(y):
         return _gblup_traits(y, X, G_values, ids, sigma2_u, sigma2_e)
     y_values = _checks.align_to_ids(y, ids, n)

@@ -222,12 +222,7 @@ def weighted_gblup(
                          "them).")
     geno = as_genotypes(M)
     n, m = geno.M.shape
-    if ids is None and geno.ids is not None:
-        ids = geno.ids
-    if ids is not None:
-        ids = pd.Index(np.asarray(ids))
-        _checks.same_length("ids", n, "M", len(ids), unit="entries")
-        _checks.unique_ids("ids", ids)
+    ids = _checks.row_ids(ids, geno.ids, n, "M")
     # checked here so that a mismatch names M (gblup would name G)
     y_values = _checks.align_to_ids(y, ids, n, of="M")
     _checks.design_to_ids(X, ids, n, y_values, of="M")
