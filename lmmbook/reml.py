@@ -640,7 +640,32 @@ def _iterate(state, layout: _Layout, method: str, tol: float, max_iter: int):
     ``state`` is a :class:`_VState` or any object with its interface (``theta``, ``loglik``,
     ``score_parts()``, ``p_times(M)``, ``at(theta)``), e.g. the rotated one of several traits on
     one relationship matrix (:mod:`lmmbook._rotation`).
+
+    AI can end on the edge of the cone (a singular G0 or R0) at a point that is not the best of
+    the edge: there the Cholesky factor is flat in the null direction and the step in theta is
+    cut short by the edge. So an AI run that ends with a singular block is restarted once from
+    that block moved inside the cone (1 % of its mean variance added to its diagonal), and the
+    better of the two ends is kept.
     """
+    state, converged, iterations, trace = _iterate_once(state, layout, method, tol, max_iter)
+    if method != "ai" or not layout.singular(state.theta):
+        return state, converged, iterations, trace
+    theta = state.theta.copy()
+    for r, (sl, k) in enumerate(zip(layout.slices, layout.ks, strict=True)):
+        if r in layout.singular(state.theta):
+            G0 = model.unvech(theta[sl], k)
+            theta[sl] = model.vech(G0 + 0.01 * np.trace(G0) / k * np.eye(k))
+    try:
+        again = _iterate_once(state.at(theta), layout, method, tol, max_iter)
+    except la.LinAlgError:
+        return state, converged, iterations, trace
+    if again[0].loglik > state.loglik + 1e-10 * abs(state.loglik):
+        return again[0], again[1], iterations + again[2], np.vstack([trace, again[3][1:]])
+    return state, converged, iterations + again[2], trace
+
+
+def _iterate_once(state, layout: _Layout, method: str, tol: float, max_iter: int):
+    """The iterations of :func:`_iterate` from one start."""
     converged, iterations = False, 0
     step = _squarem_cycle if method == "em" else _ai_step
     history = []

@@ -10,6 +10,8 @@ invariance to the order of the records, equivariance under swapping and scaling 
 EM iterates inside the cone. Then the boundary G0 singular and the refusals.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -761,3 +763,20 @@ def test_ai_reaches_a_rank_deficient_maximum_of_three_traits():
     _, _, ll_max = dense.maximise(start, start)
     assert fit.converged and fit.loglik == pytest.approx(ll_max, abs=1e-8)
     assert "rank 2 of 3" in fit.boundary
+
+
+def test_ai_leaves_a_worse_point_of_the_edge_for_the_best_one():
+    """Here the maximum is a singular G0 (rank 2 of 3), but AI from the default start ended on
+    another point of the edge, 0.16 log-likelihood units lower, and stalled there for 200
+    iterations (converged=False, a warning from gblup); EM reaches the maximum only slowly. The
+    restart from that point moved inside the cone finds it, in either order of the records."""
+    Y, X, K = simulate(166312, 72, 3)
+    fit = lmmbook.reml(Y, X, None, K, method="ai")
+    em = lmmbook.reml(Y, X, None, K, method="em", max_iter=400)
+    best = lmmbook.reml(Y, X, None, K, method="ai", init=[em.sigma2_u, em.sigma2_e])
+    assert fit.converged and best.converged and "rank 2 of 3" in fit.boundary
+    assert fit.loglik == pytest.approx(best.loglik, abs=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lmmbook.errors.LmmbookWarning)
+        g = lmmbook.gblup(Y.iloc[::-1].reset_index(drop=True), X[::-1], K[::-1, ::-1])
+    assert g.converged and g.loglik == pytest.approx(best.loglik, abs=1e-8)
