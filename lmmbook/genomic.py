@@ -411,6 +411,14 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
     G_oo = G[np.ix_(rows, rows)]
     if rotated:
         rot = _rotation.rotate(Y_values[rows], X_values[rows], G_oo)
+        scale = float(np.mean(np.diag(G)))
+        if rot.s[0] < -INDEFINITE_TOL * scale:
+            raise NotPositiveDefiniteError(
+                f"G is indefinite: its smallest eigenvalue (phenotyped rows) is {rot.s[0]:.4g}, "
+                f"mean diagonal {scale:.4g}. A covariance matrix cannot be negative: use "
+                "method='vanraden1' or 'vanraden2' (positive semi-definite by construction), or "
+                f"add more than {-rot.s[0]:.3g} to the diagonal (G + c I), which also changes "
+                "the model.")
         state = _rotation.State(rot, theta)
     else:
         if len(stacked.y) > GENERAL_MAX_VALUES:

@@ -780,3 +780,12 @@ def test_ai_leaves_a_worse_point_of_the_edge_for_the_best_one():
         warnings.simplefilter("error", lmmbook.errors.LmmbookWarning)
         g = lmmbook.gblup(Y.iloc[::-1].reset_index(drop=True), X[::-1], K[::-1, ::-1])
     assert g.converged and g.loglik == pytest.approx(best.loglik, abs=1e-8)
+
+
+def test_an_indefinite_g_is_refused_on_the_rotated_path():
+    Y, X, K = simulate(3, 40, 2)
+    w, Q = np.linalg.eigh(K)
+    w[0] = -0.2 * w.mean()  # clearly negative, as for a G built wrongly
+    with pytest.raises(lmmbook.errors.NotPositiveDefiniteError,
+                       match=r"G is indefinite: its smallest eigenvalue"):
+        lmmbook.gblup(Y, X, (Q * w) @ Q.T)
