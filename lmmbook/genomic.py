@@ -448,12 +448,9 @@ def _gblup_traits(Y, X, G, ids, sigma2_u, sigma2_e) -> GBLUPResult:
         B = rot.U * rot.s if rows.all() else G_ao @ rot.U  # Cov(u, rotated records) / G0
         u, pev = state.blup(B), state.pev(B, np.diag(G))
         PY = rot.U @ state.PY
-        info = state.information() if not given else None
     else:
         u, pev, PY = _general_blup(state, G, rows, traits)
-        PH = [state.P @ H for H in state.Hs]
-        info = (0.5 * np.array([[np.sum(A_ * B_.T) for B_ in PH] for A_ in PH])
-                if not given else None)
+    info = None if given else state.information()
     blocks = layout.blocks(state.theta)
     G0, R0 = blocks
     components = None

@@ -364,7 +364,6 @@ def solve_mme(
         arrays = tuple(frozen(a) for a in stacked.by_trait(arrays))
         return arrays if effects.multi else arrays[0]
 
-    levels = [e.levels for e in stacked.single.entries for _ in range(e.k)]
     if effects.multi:
         s2u = tuple(float(G0[0, 0]) if e.k == 1 else frozen(G0)
                     for e, G0 in zip(effects.entries, G0s, strict=True))
@@ -372,17 +371,12 @@ def solve_mme(
         s2u = float(G0s[0][0, 0]) if traits is None else frozen(G0s[0])
     return MMEResult(
         b=frozen(b), u=out(u), pev=out(pev), reliability=out(reliability),
-        fixed_names=frozen(fixed_names), levels=_levels(levels, effects),
+        fixed_names=frozen(fixed_names), levels=stacked.levels(),
         sigma2_u=s2u, sigma2_e=sigma2_e if traits is None else frozen(sigma2_e),
         n_obs=stacked.n_obs, method=method, n_iter=n_iter, residuals=frozen(residuals),
         names=names, traits=None if traits is None else traits.names,
         unused_records=stacked.unused_records,
     )
-
-
-def _levels(levels, effects):
-    levels = tuple(_checks.frozen(a) for a in levels)
-    return levels if effects.multi else levels[0]
 
 
 def _split(values: np.ndarray, effects: model.RandomEffects) -> list[np.ndarray]:

@@ -545,6 +545,12 @@ class StackedProblem:
     n_obs: int
     unused_records: np.ndarray | None
 
+    def levels(self) -> np.ndarray | tuple[np.ndarray, ...]:
+        """The labels of u, one read-only array per design of ``single`` (a tuple when Z was a
+        list or a tuple, as the results give them)."""
+        levels = tuple(_checks.frozen(e.levels) for e in self.single.entries for _ in range(e.k))
+        return levels if self.single.multi else levels[0]
+
     def by_trait(self, parts: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One array per design of ``single``: with several traits the t stacked designs of
         each, side by side as a (q, t) array."""

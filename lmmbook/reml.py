@@ -412,11 +412,10 @@ def _result(out, stacked, method, names, design_names, design_traits, residual) 
         values = tuple(frozen(v) for v in stacked.by_trait(list(values)))
         return values if effects.multi else values[0]
 
-    single = stacked.single
     return REMLResult(
         sigma2_u=per_entry(theta), sigma2_e=residual_of(theta), h2=per_design(h2),
         loglik=float(out["loglik"]), b=frozen(out["b"]), b_se=frozen(out["b_se"]),
-        u=arrays(out["u"]), levels=_levels(single),
+        u=arrays(out["u"]), levels=stacked.levels(),
         fixed_names=frozen(stacked.fixed_names), sigma2_u_se=per_entry(se_all),
         sigma2_e_se=residual_of(se_all), h2_se=per_design(h2_se),
         converged=bool(out["converged"]), n_iter=int(out["n_iter"]), method=method,
@@ -425,11 +424,6 @@ def _result(out, stacked, method, names, design_names, design_traits, residual) 
         history=_history(out.get("trace"), parameter_names),
         traits=None if traits is None else traits.names, unused_records=stacked.unused_records,
     )
-
-
-def _levels(single: model.RandomEffects):
-    levels = tuple(_checks.frozen(e.levels) for e in single.entries for _ in range(e.k))
-    return levels if single.multi else levels[0]
 
 
 def _history(trace, parameter_names) -> pd.DataFrame | None:
@@ -624,9 +618,7 @@ def _fit_iterative(y, X, entries, observed, method, tol, max_iter, init, names,
     v_inv_r = state.Py  # P y = V^-1 (y - X b)
     u = [u_a for e, G0 in zip(entries, blocks[:-1], strict=True)
          for u_a in _blup(e, observed, G0, v_inv_r)]
-    PH = [state.P if residual.k == 1 and j == len(Hs) - 1 else state.P @ H
-          for j, H in enumerate(Hs)]  # one trait: the residual's H is I
-    info = 0.5 * np.array([[np.sum(A * B.T) for B in PH] for A in PH])
+    info = state.information(identity_last=residual.k == 1)
     return {"G0": blocks[:-1], "R0": blocks[-1], "loglik": state.loglik, "b": state.b,
             "b_se": np.sqrt(np.diag(state.XtVinvX_inv)) if p else np.zeros(0), "u": u,
             "info": info, "converged": converged, "n_iter": iterations, "trace": trace,
@@ -792,6 +784,13 @@ class _VState:
 
     def p_times(self, M: np.ndarray) -> np.ndarray:
         return self.P @ M
+
+    def information(self, identity_last: bool = False) -> np.ndarray:
+        """The expected information 1/2 tr(P V_s P V_t); ``identity_last``: the last V_s is I
+        (the residual of one trait), whose product with P is not formed."""
+        PH = [self.P if identity_last and j == len(self.Hs) - 1 else self.P @ H
+              for j, H in enumerate(self.Hs)]
+        return 0.5 * np.array([[np.sum(A * B.T) for B in PH] for A in PH])  # tr(A B)
 
     def score_parts(self):
         """tr(P V_s) and y'P V_s P y for each parameter."""
