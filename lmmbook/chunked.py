@@ -12,16 +12,24 @@ is set to 0, its expected value under p (mean imputation).
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
-from .errors import InputError
+from . import _chunked_loops as loops
+from .errors import ConvergenceError, InputError, NotPositiveDefiniteError
 from .markers import as_genotypes
 
 __all__ = ["blocks", "frequencies", "centred_block", "matvec", "rmatvec", "shape_of",
-           "is_chunked"]
+           "is_chunked", "BlockEngine", "PCGSolution", "solve_snp_blup"]
+
+logger = logging.getLogger(__name__)
 
 #: Bytes of one float64 block of rows that :func:`blocks` cuts a dense matrix into.
 DENSE_BLOCK_BYTES = 2**25
@@ -105,7 +113,7 @@ def _check_block(block: np.ndarray, start: int) -> None:
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise InputError(f"genotypes must be 0, 1, 2 or NaN; row {start + i}, column {j} holds "
-                         f"{block[i, j]!r}.")
+                         f"{float(block[i, j])!r}.")
 
 
 def frequencies(genotypes: Any, chunk: int | None = None) -> np.ndarray:
@@ -214,3 +222,261 @@ def rmatvec(genotypes: Any, u: Any, p: Any, *, scale: Any = None,
     for rows, block in blocks(genotypes, chunk):
         out += centred_block(block, p, scale).T @ u[rows]
     return out
+
+
+# ------------------------------------------------------------------ blocks as tasks (dask)
+
+def _bed_codes(bed: str, n: int, m: int, start: int, stop: int) -> np.ndarray:
+    """Rows start:stop of a .bed as int8 codes (-127 missing), read where the task runs."""
+    from bed_reader import open_bed
+
+    with open_bed(bed, iid_count=n, sid_count=m) as reader:
+        return reader.read(index=np.s_[start:stop, :], dtype="int8", order="C")
+
+
+def _array_codes(block: Any, start: int) -> np.ndarray:
+    """A block of float counts (NaN missing) as int8 codes, refusing anything but 0/1/2/NaN."""
+    block = np.ascontiguousarray(block, dtype=float)
+    codes, bad = loops.codes_from_counts(block)
+    if bad:
+        _check_block(block, start)
+    return codes
+
+
+def _active_client():
+    """The dask.distributed client in use, if any (none unless distributed was imported)."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+class BlockEngine:
+    """The blocks of rows of some genotypes as dask tasks, each giving int8 codes (-127 missing),
+    and a way to run one function on every block.
+
+    With a ``dask.distributed`` client active, every task runs on the cluster's workers: a block
+    of a .bed is read by the worker that uses it, and the blocks kept in memory (``cache_bytes``)
+    stay on the workers. Without one, the same tasks run in threads of this process (the compiled
+    loops release the GIL). The results come back in the order of the blocks and are summed here,
+    in that order, so the result does not depend on where the tasks ran.
+
+    Parameters
+    ----------
+    genotypes : PlinkChunks, dask array or (n, m) array_like
+        A dense matrix is cut into blocks of ``chunk`` rows (by default 2**22 / m).
+    cache_bytes : int
+        Keep decoded blocks (int8, rows x m bytes each), the first ones that fit, in memory for
+        the passes to come; the others are read from their source on every pass. 0 keeps none.
+    threads : int, optional
+        Threads without a cluster (default: the number of cores).
+    """
+
+    def __init__(self, genotypes: Any, *, cache_bytes: int = 2**29, chunk: int | None = None,
+                 threads: int | None = None):
+        import dask
+
+        self.client = _active_client()
+        self.threads = threads or os.cpu_count() or 1
+        self.shape = shape_of(genotypes)
+        n, m = self.shape
+        if _is_plink_chunks(genotypes):
+            starts = [genotypes.rows(i).start for i in range(len(genotypes))] + [n]
+            self.tasks = [dask.delayed(_bed_codes, pure=True)(str(genotypes.bed), n, m, a, b)
+                          for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        elif _is_dask(genotypes):
+            arr = genotypes if genotypes.numblocks[1] == 1 else genotypes.rechunk({1: -1})
+            starts = np.concatenate([[0], np.cumsum(arr.chunks[0])]).astype(int).tolist()
+            self.tasks = [dask.delayed(_array_codes, pure=True)(d[0], a)
+                          for d, a in zip(arr.to_delayed(), starts[:-1], strict=False)]
+        else:
+            M = as_genotypes(genotypes, "genotypes").M
+            rows = [r for r, _ in blocks(M, chunk)]
+            starts = [r.start for r in rows] + [n]
+            self.tasks = [dask.delayed(_array_codes, pure=True)(M[r], r.start) for r in rows]
+        self.rows = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        sizes = np.array([(r.stop - r.start) * m for r in self.rows])
+        self.cached = int(np.searchsorted(np.cumsum(sizes), cache_bytes, side="right"))
+        if self.cached:
+            self.tasks[:self.cached] = dask.persist(*self.tasks[:self.cached],
+                                                    **self._scheduler())
+        logger.info("%d blocks of rows (%d kept in memory, %.3g GiB) %s", len(self.rows),
+                    self.cached, sizes[:self.cached].sum() / 2**30,
+                    "on a dask.distributed cluster" if self.client else
+                    f"in {self.threads} threads")
+
+    def _scheduler(self) -> dict:
+        return {} if self.client is not None else {"scheduler": "threads",
+                                                   "num_workers": self.threads}
+
+    def _run(self, *tasks):
+        import dask
+
+        return list(dask.compute(*tasks, **self._scheduler()))
+
+    def map(self, function, *shared, per_block=None) -> list:
+        """``function(codes, *per_block[i], *shared)`` for every block i, results in block order.
+        ``shared`` arguments are sent once per call (one dask key each)."""
+        import dask
+
+        shared = [dask.delayed(s) if isinstance(s, np.ndarray) else s for s in shared]
+        call = dask.delayed(function, pure=True)
+        tasks = [call(codes, *(per_block[i] if per_block is not None else ()), *shared)
+                 for i, codes in enumerate(self.tasks)]
+        return self._run(*tasks)
+
+    def sum(self, function, *shared, per_block=None):
+        """The sum over the blocks, in block order, of what :meth:`map` returns (arrays or tuples
+        of arrays)."""
+        parts = self.map(function, *shared, per_block=per_block)
+        total = parts[0]
+        for part in parts[1:]:
+            total = (tuple(t + q for t, q in zip(total, part, strict=True))
+                     if isinstance(total, tuple) else total + part)
+        return total
+
+
+# ------------------------------------------------------------------ SNP-BLUP by PCG
+
+@dataclass(frozen=True)
+class PCGSolution:
+    """Marker-space SNP-BLUP solved by PCG (see :func:`solve_snp_blup`)."""
+
+    b: np.ndarray
+    alpha: np.ndarray
+    gebv: np.ndarray
+    allele_freq: np.ndarray
+    polymorphic: np.ndarray
+    iterations: int
+    relative_residual: float
+
+
+def _centring(p: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a, b of w = a c + b: scale 1 on ``columns`` (0 elsewhere) and -2p a."""
+    a = np.zeros(len(p))
+    a[columns] = 1.0
+    return a, -2.0 * p * a
+
+
+def block_frequencies(engine: BlockEngine) -> np.ndarray:
+    """Allele frequencies from the engine's blocks in one pass (missing calls ignored)."""
+    total, calls = engine.sum(loops.counts)
+    if np.any(calls == 0):
+        j = int(np.flatnonzero(calls == 0)[0])
+        raise InputError(f"marker {j} has no call in any animal: its allele frequency is "
+                         "undefined; remove it.")
+    return total / (2.0 * calls)
+
+
+def block_product(engine: BlockEngine, p: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """W alpha for every row (centred by p, missing 0), streamed over the engine's blocks."""
+    used = np.flatnonzero(alpha != 0)
+    a, b = _centring(p, used)
+    return np.concatenate(engine.map(loops.product, a, b, np.asarray(alpha, dtype=float)))
+
+
+def solve_snp_blup(engine: BlockEngine, y: np.ndarray, X: np.ndarray, lam: float, *,
+                   p: np.ndarray | None = None, tol: float = 1e-10, maxiter: int = 1000,
+                   progress: bool = False) -> PCGSolution:
+    """The marker-space mixed-model equations with the fixed effects absorbed, by PCG.
+
+    Over the phenotyped rows o (y finite), with P = I - X_o (X_o'X_o)^-1 X_o':
+
+        (W_o' P W_o + lam I) alpha = W_o' P y_o,   b = (X_o'X_o)^-1 X_o'(y_o - W_o alpha),
+
+    which is the marker-space MME [X'X X'W; W'X W'W + lam I] with b eliminated exactly
+    (lam = sigma2_e / sigma2_alpha). W_o'P W_o v = W_o'(W_o v) - (W_o'X)(X'X)^-1 (X'W_o) v: one
+    pass over the blocks per iteration (the m x p matrix W_o'X is formed once). The
+    preconditioner is the diagonal of the system, from diag(W_o'W_o), formed in the same pass
+    as W_o'X and W_o'y. Monomorphic markers (p(1-p) = 0) get alpha = 0.
+
+    Parameters
+    ----------
+    engine : BlockEngine
+    y : (n,) ndarray
+        NaN where not phenotyped.
+    X : (n, q) ndarray
+    lam : float
+    p : (m,) ndarray, optional
+        Allele frequencies (by default from the blocks, one more pass).
+    tol : float
+        Stop when ||r|| <= tol ||W_o'P y_o|| (the default gives solutions equal to a dense solve
+        to about 1e-9 relative).
+    maxiter : int
+    progress : bool
+        A one-line progress bar on stderr (off by default); the iterations are also logged
+        (logger ``lmmbook.chunked``, level INFO).
+
+    Raises
+    ------
+    NotPositiveDefiniteError
+        X_o'X_o is singular.
+    ConvergenceError
+        Not converged in ``maxiter`` iterations.
+    """
+    n, m = engine.shape
+    p = block_frequencies(engine) if p is None else p
+    poly = np.flatnonzero(p * (1.0 - p) > 0)
+    if len(poly) == 0:
+        raise InputError("no marker is polymorphic under the allele frequencies used.")
+    a, c = _centring(p, poly)
+    observed = np.isfinite(y)
+    per_block = []
+    for rows in engine.rows:
+        o = np.flatnonzero(observed[rows])
+        per_block.append((o, np.ascontiguousarray(X[rows][o]), y[rows][o]))
+    WX, Wy, diag = engine.sum(loops.normal_setup, a, c, per_block=per_block)
+    X_o, y_o = X[observed], y[observed]
+    try:
+        XtX = cho_factor(X_o.T @ X_o)
+    except np.linalg.LinAlgError:
+        raise NotPositiveDefiniteError("X'X of the phenotyped rows is singular: drop the "
+                                       "redundant columns of X.") from None
+    WX_XtX = cho_solve(XtX, WX.T).T  # (m, q): W'X (X'X)^-1
+    rhs = Wy - WX_XtX @ (X_o.T @ y_o)
+    precond = 1.0 / (diag - np.einsum("jq,jq->j", WX_XtX, WX) + lam)
+
+    def apply(v):
+        Av = engine.sum(loops.normal_product, a, c, v, per_block=[(o,) for o, _, _ in per_block])
+        return Av - WX_XtX @ (WX.T @ v) + lam * v
+
+    alpha = np.zeros(m)
+    norm_rhs = float(np.linalg.norm(rhs))
+    r = rhs.copy()
+    relative = 1.0 if norm_rhs > 0 else 0.0
+    k = 0
+    if norm_rhs > 0:
+        z = precond * r
+        d = z.copy()
+        rz = float(r @ z)
+        for k in range(1, maxiter + 1):  # noqa: B007 (k is the iteration count after the loop)
+            q = apply(d)
+            step = rz / float(d @ q)
+            alpha += step * d
+            r -= step * q
+            relative = float(np.linalg.norm(r)) / norm_rhs
+            logger.info("PCG iteration %d: relative residual %.3g", k, relative)
+            if progress:
+                print(f"\rPCG iteration {k}: relative residual {relative:.2e}", end="",
+                      file=sys.stderr, flush=True)
+            if relative <= tol:
+                break
+            z = precond * r
+            rz_new = float(r @ z)
+            d = z + (rz_new / rz) * d
+            rz = rz_new
+        if progress:
+            print(file=sys.stderr, flush=True)
+        if relative > tol:
+            raise ConvergenceError(f"PCG did not reach a relative residual of {tol:g} in "
+                                   f"{maxiter} iterations (it is {relative:.3g}); raise maxiter "
+                                   "or check the variances (a tiny lambda is ill-conditioned).")
+    alpha[a == 0] = 0.0
+    b = cho_solve(XtX, X_o.T @ y_o - WX.T @ alpha)
+    gebv = block_product(engine, p, alpha) if np.any(alpha) else np.zeros(n)
+    return PCGSolution(b=b, alpha=alpha, gebv=gebv, allele_freq=p, polymorphic=poly,
+                       iterations=k, relative_residual=relative)

@@ -249,8 +249,9 @@ def read_plink(prefix: str | os.PathLike, *, chunks: int | None = None
     chunks : int, optional
         Read lazily, this many animals per block: returns a :class:`PlinkChunks`, which holds the
         .fam and .bim and reads each block of rows from the .bed when it is iterated over, for
-        data larger than memory. It is not accepted by the model functions (they need the whole
-        matrix); without ``chunks`` everything is read at once.
+        data larger than memory. ``snp_blup`` (by PCG, ``lmmbook.chunked``) and
+        ``SNPBLUPResult.predict`` take it; the other model functions need the whole matrix.
+        Without ``chunks`` everything is read at once.
 
     Returns
     -------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from . import _checks, _spectral
+from . import _checks, _spectral, chunked
 from ._marker_loops import centred_columns
 from .errors import InputError
 from .markers import (
@@ -54,6 +54,9 @@ class SNPBLUPResult:
     fixed_names : (p,) ndarray
     n_obs : int
     boundary : str or None
+    iterations : int or None
+        PCG iterations (``solver="pcg"``); None for the direct solution. The REML
+        ``loglik`` is not computed by PCG (NaN).
     """
 
     b: np.ndarray
@@ -70,10 +73,12 @@ class SNPBLUPResult:
     fixed_names: np.ndarray
     n_obs: int
     boundary: str | None
+    iterations: int | None = None
 
     def predict(self, M_new: Any) -> np.ndarray:
         """GEBVs of newly genotyped individuals: (M_new - 2p) alpha with the frequencies of the fit
-        (a missing call counts as 2p, contributing 0).
+        (a missing call counts as 2p, contributing 0). ``M_new`` may be chunked (a PlinkChunks
+        or a dask array): then it is streamed block by block, on a dask cluster if one is active.
 
         Examples
         --------
@@ -85,6 +90,13 @@ class SNPBLUPResult:
         >>> np.allclose(fit.predict(M), fit.gebv)
         True
         """
+        if chunked.is_chunked(M_new):
+            m_new = chunked.shape_of(M_new)[1]
+            if m_new != len(self.alpha):
+                raise InputError(f"M_new has {m_new} markers but the fit has {len(self.alpha)}; "
+                                 "use the same markers in the same order.")
+            engine = chunked.BlockEngine(M_new, cache_bytes=0)
+            return chunked.block_product(engine, self.allele_freq, self.alpha)
         geno = as_genotypes(M_new, "M_new")
         if geno.M.shape[1] != len(self.alpha):
             raise InputError(f"M_new has {geno.M.shape[1]} markers but the fit has "
@@ -110,6 +122,11 @@ def snp_blup(
     sigma2_alpha: float | None = None,
     sigma2_e: float | None = None,
     space: Literal["auto", "markers", "animals"] = "auto",
+    solver: Literal["auto", "spectral", "pcg"] = "auto",
+    tol: float = 1e-10,
+    maxiter: int = 1000,
+    cache_bytes: int = 2**29,
+    progress: bool = False,
 ) -> SNPBLUPResult:
     """SNP-BLUP (ridge regression on markers): y = X b + W alpha + e, alpha ~ N(0, sigma2_alpha I).
 
@@ -119,8 +136,10 @@ def snp_blup(
         Phenotypes; NaN = predict, do not fit. A Series indexed by ID is joined to the rows of M.
     X : (n, p) array_like, DataFrame or Incidence
         Fixed effects, one row per row of M.
-    M : (n, m) array_like or pandas.DataFrame
-        Genotypes 0/1/2, NaN for missing (mean-imputed). A DataFrame gives ``ids`` and marker names.
+    M : (n, m) array_like, DataFrame, GenotypeData, PlinkChunks or dask array
+        Genotypes 0/1/2, NaN for missing (mean-imputed). A DataFrame or a reader's result gives
+        ``ids`` and marker names. Chunked genotypes (``read_plink(prefix, chunks=k)`` or a dask
+        array of blocks of rows) are never held whole: they are solved by PCG.
     ids : (n,) array_like, optional
         IDs of the rows of M.
     allele_freq : (m,) array_like, optional
@@ -131,6 +150,21 @@ def snp_blup(
         Where the eigenproblem is solved: "markers" by a thin SVD of the n x m centred markers,
         "animals" by the eigendecomposition of the n x n W W'/c; "auto" takes the markers when
         m < n. The results are the same; only the cost differs (chapter 6).
+    solver : {"auto", "spectral", "pcg"}
+        "spectral" (in-memory genotypes; REML possible) or "pcg": the marker-space MME solved by
+        preconditioned conjugate gradients with the genotypes streamed block by block
+        (``lmmbook.chunked.solve_snp_blup``; the variances must be given). "auto" takes PCG
+        for chunked genotypes. With a ``dask.distributed`` client active, PCG's products run on
+        the cluster's workers, with no change to this call.
+    tol, maxiter : float, int
+        PCG: relative residual to reach (the default gives the direct solution to about 1e-9
+        relative) and the most iterations.
+    cache_bytes : int
+        PCG: memory for decoded blocks of genotypes (int8, n m bytes for all), kept between
+        iterations instead of being read again; 0 keeps none.
+    progress : bool
+        PCG: a progress bar on stderr (off by default). Iterations and residuals are logged at
+        level INFO to the logger ``lmmbook.chunked`` whatever this is.
 
     Returns
     -------
@@ -155,7 +189,20 @@ def snp_blup(
     >>> gb = lmmbook.gblup(pop.phenotypes["y"], np.ones((180, 1)), G, ids=pop.ids)
     >>> bool(np.allclose(fit.gebv, gb.u, atol=1e-8)), round(fit.h2, 6) == round(gb.h2, 6)
     (True, True)
+    >>> pcg = lmmbook.snp_blup(pop.phenotypes["y"], np.ones((180, 1)), pop.genotype_frame(),
+    ...                        sigma2_alpha=fit.sigma2_alpha, sigma2_e=fit.sigma2_e, solver="pcg")
+    >>> bool(np.allclose(pcg.gebv, fit.gebv, rtol=0, atol=1e-8))
+    True
     """
+    if solver not in ("auto", "spectral", "pcg"):
+        raise InputError(f"solver must be 'auto', 'spectral' or 'pcg', got {solver!r}.")
+    if solver == "pcg" or (solver == "auto" and chunked.is_chunked(M)):
+        return _snp_blup_pcg(y, X, M, ids=ids, allele_freq=allele_freq,
+                             sigma2_alpha=sigma2_alpha, sigma2_e=sigma2_e, tol=tol,
+                             maxiter=maxiter, cache_bytes=cache_bytes, progress=progress)
+    if chunked.is_chunked(M):
+        raise InputError("chunked genotypes are solved by PCG only: use solver='pcg' (or "
+                         "'auto'), or read them whole.")
     geno = as_genotypes(M)
     n, m = geno.M.shape
     ids = _checks.row_ids(ids, geno.ids, n, "M")
@@ -204,6 +251,52 @@ def snp_blup(
         sigma2_alpha=float(s2a), sigma2_e=float(s2e), sigma2_u=float(s2u),
         h2=float(s2u / (s2u + s2e)), loglik=float(loglik), allele_freq=frozen(p),
         fixed_names=frozen(fixed_names), n_obs=n_obs, boundary=boundary,
+    )
+
+
+def _snp_blup_pcg(y, X, M, *, ids, allele_freq, sigma2_alpha, sigma2_e, tol, maxiter,
+                  cache_bytes, progress) -> SNPBLUPResult:
+    """snp_blup(solver="pcg"): validation as for the direct solution, then chunked PCG."""
+    if sigma2_alpha is None or sigma2_e is None:
+        raise InputError("the PCG solver needs sigma2_alpha and sigma2_e: estimate them first "
+                         "(REML on a subset of the animals, or a method that scales) and pass "
+                         "both.")
+    s2a = _checks.positive_variance("sigma2_alpha", sigma2_alpha)
+    s2e = _checks.positive_variance("sigma2_e", sigma2_e)
+    if chunked.is_chunked(M):
+        n, m = chunked.shape_of(M)
+        own_ids = getattr(M, "ids", None)
+        snps = getattr(M, "snps", None)
+        names = snps["name"].to_numpy() if snps is not None else np.arange(m)
+        source = M
+    else:
+        geno = as_genotypes(M)
+        n, m = geno.M.shape
+        own_ids = geno.ids
+        names = geno.snp_names if geno.snp_names is not None else np.arange(m)
+        source = geno
+    ids = _checks.row_ids(ids, own_ids, n, "M")
+    y_values = _checks.align_to_ids(y, ids, n, of="M")
+    X_values, fixed_names = _checks.design_to_ids(X, ids, n, y_values, of="M")
+    observed = np.isfinite(y_values)
+    n_obs, p_fixed = int(observed.sum()), X_values.shape[1]
+    if n_obs <= p_fixed:
+        raise InputError(f"SNP-BLUP needs more phenotyped individuals than fixed effects: {n_obs} "
+                         f"and {p_fixed}.")
+    _checks.full_column_rank("X", X_values[observed], None)
+    p = None if allele_freq is None else _frequencies(allele_freq, m)
+    engine = chunked.BlockEngine(source, cache_bytes=cache_bytes)
+    sol = chunked.solve_snp_blup(engine, y_values, np.asarray(X_values, dtype=float),
+                                 s2e / s2a, p=p, tol=tol, maxiter=maxiter, progress=progress)
+    p = sol.allele_freq
+    s2u = s2a * float(2.0 * (p * (1.0 - p))[sol.polymorphic].sum())
+    frozen = _checks.frozen
+    return SNPBLUPResult(
+        b=frozen(sol.b), alpha=frozen(sol.alpha), snp_names=frozen(names),
+        gebv=frozen(sol.gebv), ids=frozen(np.asarray(ids) if ids is not None else np.arange(n)),
+        sigma2_alpha=float(s2a), sigma2_e=float(s2e), sigma2_u=s2u, h2=s2u / (s2u + s2e),
+        loglik=float("nan"), allele_freq=frozen(p), fixed_names=frozen(fixed_names),
+        n_obs=n_obs, boundary=None, iterations=sol.iterations,
     )
 
 

@@ -3,6 +3,7 @@ against the dense matrix, on PLINK filesets written by bed-reader's to_bed (odd 
 calls, several chunk sizes)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from bed_reader import to_bed
 
@@ -111,3 +112,149 @@ def test_a_marker_without_calls_is_named(tmp_path):
 def test_chunk_must_be_a_positive_integer(chunk):
     with pytest.raises(InputError, match="chunk must be a positive number of rows"):
         list(chunked.blocks(np.zeros((3, 2)), chunk))
+
+
+# ---------------------------------------------------------------- SNP-BLUP by PCG
+
+def dense_marker_mme(y, X, M, sigma2_alpha, sigma2_e, p=None):
+    """The reference: [X'X X'W; W'X W'W + lambda I] over the phenotyped rows, solved directly,
+    over the markers polymorphic under p; returns b, alpha (m,), W alpha for every row."""
+    p = lmmbook.allele_frequencies(M) if p is None else p
+    poly = p * (1 - p) > 0
+    W = center(M, p)[:, poly]
+    o = np.isfinite(y)
+    XW = np.hstack([X[o], W[o]])
+    C = XW.T @ XW
+    q = X.shape[1]
+    C[q:, q:] += sigma2_e / sigma2_alpha * np.eye(W.shape[1])
+    sol = np.linalg.solve(C, XW.T @ y[o])
+    alpha = np.zeros(M.shape[1])
+    alpha[poly] = sol[q:]
+    return sol[:q], alpha, W @ sol[q:]
+
+
+def phenotypes(n, seed, missing=0.15):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.integers(0, 2, n), rng.normal(size=n)])
+    y = X @ [10.0, 1.0, -0.5] + rng.normal(size=n)
+    y[rng.random(n) < missing] = np.nan
+    return y, X
+
+
+def assert_close(actual, expected, what):
+    """Equal to 1e-8 relative to the largest value: PCG stops at a relative residual of 1e-10,
+    and these systems have condition numbers far below 100."""
+    scale = max(1.0, np.abs(expected).max())
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-8 * scale, err_msg=what)
+
+
+def test_pcg_from_a_fileset_equals_the_dense_solve(fileset):
+    M, lazy = fileset
+    n, m = M.shape
+    y, X = phenotypes(n, seed=m)
+    s2a, s2e = 0.7 / m, 1.0
+    fit = lmmbook.snp_blup(y, X, lazy, sigma2_alpha=s2a, sigma2_e=s2e)
+    b, alpha, gebv = dense_marker_mme(y, X, M, s2a, s2e)
+    assert_close(fit.b, b, "b")
+    assert_close(fit.alpha, alpha, "alpha")
+    assert_close(fit.gebv, gebv, "gebv")
+    assert fit.iterations >= 1 and np.isnan(fit.loglik)
+    assert fit.ids.tolist() == lazy.ids.tolist()
+    assert fit.snp_names.tolist() == lazy.snps["name"].tolist()
+    direct = lmmbook.snp_blup(y, X, M, sigma2_alpha=s2a, sigma2_e=s2e)  # the spectral solution
+    assert_close(fit.gebv, direct.gebv, "gebv against the spectral solution")
+    assert fit.sigma2_u == pytest.approx(direct.sigma2_u, rel=1e-12)
+    assert fit.h2 == pytest.approx(direct.h2, rel=1e-12)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 500])
+def test_pcg_is_the_same_for_every_chunk_size_and_cache(tmp_path, chunk):
+    M = random_genotypes(83, 41, seed=8, missing=0.1)
+    M[:, 5] = 2.0  # monomorphic: effect 0
+    y, X = phenotypes(83, seed=9)
+    bed = write_bed(tmp_path / "g.bed", M)
+    lazy = lmmbook.read_plink(bed, chunks=chunk)
+    s2a, s2e = 0.02, 1.0
+    b, alpha, gebv = dense_marker_mme(y, X, M, s2a, s2e)
+    fits = [lmmbook.snp_blup(y, X, lazy, sigma2_alpha=s2a, sigma2_e=s2e, cache_bytes=cache)
+            for cache in (0, 41 * 40, 2**30)]  # none, some blocks, all blocks kept
+    for fit in fits:
+        assert_close(fit.gebv, gebv, "gebv")
+        assert_close(fit.alpha, alpha, "alpha")
+        assert fit.alpha[5] == 0
+        np.testing.assert_array_equal(fit.gebv, fits[0].gebv)  # same sums in the same order
+
+
+def test_pcg_joins_phenotypes_by_id_and_takes_given_frequencies(tmp_path):
+    M = random_genotypes(61, 29, seed=10)
+    y, X = phenotypes(61, seed=11)
+    lazy = lmmbook.read_plink(write_bed(tmp_path / "g.bed", M), chunks=10)
+    order = np.random.default_rng(1).permutation(61)
+    y_series = pd.Series(y, index=lazy.ids).iloc[order].dropna()  # shuffled, unphenotyped gone
+    X_frame = pd.DataFrame(X, index=lazy.ids, columns=["mu", "sex", "x"]).iloc[order]
+    p = np.random.default_rng(2).uniform(0.2, 0.8, 29)  # base-population frequencies
+    fit = lmmbook.snp_blup(y_series, X_frame, lazy, sigma2_alpha=0.03, sigma2_e=1.0,
+                           allele_freq=p)
+    b, alpha, gebv = dense_marker_mme(y, X, M, 0.03, 1.0, p=p)
+    assert_close(fit.gebv, gebv, "gebv")
+    assert_close(fit.b, b, "b")
+    assert fit.fixed_names.tolist() == ["mu", "sex", "x"]
+    np.testing.assert_array_equal(fit.allele_freq, p)
+
+
+def test_predict_streams_chunked_new_genotypes(tmp_path):
+    M = random_genotypes(70, 33, seed=12)
+    y, X = phenotypes(70, seed=13)
+    fit = lmmbook.snp_blup(y[:50], X[:50], M[:50], sigma2_alpha=0.03, sigma2_e=1.0)
+    new = lmmbook.read_plink(write_bed(tmp_path / "new.bed", M[50:]), chunks=6)
+    np.testing.assert_allclose(fit.predict(new), fit.predict(M[50:]), rtol=0, atol=1e-12)
+    with pytest.raises(InputError, match="M_new has 32 markers but the fit has 33"):
+        fit.predict(lmmbook.read_plink(write_bed(tmp_path / "few.bed", M[50:, :32]), chunks=6))
+
+
+def test_pcg_of_a_dask_array_and_of_a_dense_matrix():
+    da = pytest.importorskip("dask.array")
+    M = random_genotypes(59, 27, seed=14)
+    y, X = phenotypes(59, seed=15)
+    b, alpha, gebv = dense_marker_mme(y, X, M, 0.05, 2.0)
+    for genotypes in (da.from_array(M, chunks=(13, 9)), M):
+        fit = lmmbook.snp_blup(y, X, genotypes, sigma2_alpha=0.05, sigma2_e=2.0, solver="pcg")
+        assert_close(fit.gebv, gebv, "gebv")
+        assert_close(fit.alpha, alpha, "alpha")
+    bad = M.copy()
+    bad[40, 3] = 3.0
+    with pytest.raises(InputError, match="row 40, column 3 holds 3.0"):
+        lmmbook.snp_blup(y, X, da.from_array(bad, chunks=(13, 27)), sigma2_alpha=0.05,
+                         sigma2_e=2.0)
+
+
+def test_pcg_reports_through_logging_and_prints_nothing(tmp_path, caplog, capsys):
+    M = random_genotypes(40, 20, seed=16)
+    y, X = phenotypes(40, seed=17)
+    lazy = lmmbook.read_plink(write_bed(tmp_path / "g.bed", M), chunks=9)
+    with caplog.at_level("INFO", logger="lmmbook"):
+        fit = lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.05, sigma2_e=1.0)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    iterations = [r for r in caplog.records if "PCG iteration" in r.getMessage()]
+    assert len(iterations) == fit.iterations
+    assert iterations[-1].name.startswith("lmmbook")
+    lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.05, sigma2_e=1.0, progress=True)
+    out = capsys.readouterr()
+    assert out.out == "" and f"PCG iteration {fit.iterations}: relative residual" in out.err
+
+
+def test_pcg_refusals(tmp_path):
+    M = random_genotypes(30, 12, seed=18)
+    y, X = phenotypes(30, seed=19)
+    lazy = lmmbook.read_plink(write_bed(tmp_path / "g.bed", M), chunks=8)
+    with pytest.raises(InputError, match="the PCG solver needs sigma2_alpha and sigma2_e"):
+        lmmbook.snp_blup(y, X, lazy)
+    with pytest.raises(InputError, match="solved by PCG only"):
+        lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.1, sigma2_e=1.0, solver="spectral")
+    with pytest.raises(InputError, match="solver must be 'auto', 'spectral' or 'pcg'"):
+        lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.1, sigma2_e=1.0, solver="cg")
+    with pytest.raises(lmmbook.ConvergenceError, match="did not reach a relative residual"):
+        lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.1, sigma2_e=1.0, maxiter=1)
+    with pytest.raises(InputError, match="y has 29 entries but M has 30"):
+        lmmbook.snp_blup(y[:29], X[:29], lazy, sigma2_alpha=0.1, sigma2_e=1.0)

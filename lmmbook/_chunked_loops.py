@@ -1,0 +1,113 @@
+"""Compiled passes over one block of int8 genotype codes (private; used by lmmbook.chunked).
+
+A block holds counts 0, 1, 2 as int8 and -127 for a missing call (bed-reader's int8 convention).
+The centred, scaled genotype of column j is w = a_j c + b_j for a call c (a_j = s_j the column's
+scale, b_j = -2 p_j s_j) and 0 for a missing call, so no float64 copy of the block is made: each
+row is centred into a buffer of m floats that stays in cache and used at once. All sums are in
+float64. ``reassoc`` lets the compiler vectorise the sums over a row (it changes their order,
+i.e. results by round-off only). The loops release the GIL, so several blocks run in threads.
+"""
+
+import numpy as np
+from numba import njit
+
+MISSING = -127
+_FAST = {"reassoc", "contract", "nsz"}
+
+
+@njit(cache=True, nogil=True)
+def codes_from_counts(M):
+    """float counts (NaN missing) -> int8 codes (-127 missing); returns (codes, number of values
+    other than 0, 1, 2, NaN)."""
+    k, m = M.shape
+    codes = np.empty((k, m), np.int8)
+    bad = 0
+    for i in range(k):
+        for j in range(m):
+            x = M[i, j]
+            if np.isnan(x):
+                codes[i, j] = MISSING
+            elif x == 0.0 or x == 1.0 or x == 2.0:
+                codes[i, j] = np.int8(x)
+            else:
+                codes[i, j] = MISSING
+                bad += 1
+    return codes, bad
+
+
+@njit(cache=True, nogil=True)
+def counts(codes):
+    """Per column over all rows: sum of the calls and number of calls (floats, exact)."""
+    k, m = codes.shape
+    total = np.zeros(m)
+    calls = np.zeros(m)
+    for i in range(k):
+        for j in range(m):
+            c = codes[i, j]
+            called = 1.0 if c >= 0 else 0.0
+            total[j] += called * c
+            calls[j] += called
+    return total, calls
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _centre_row(codes, i, a, b, w):
+    m = codes.shape[1]
+    for j in range(m):
+        c = codes[i, j]
+        w[j] = a[j] * c + b[j] if c >= 0 else 0.0
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def normal_setup(codes, rows, X, y, a, b):
+    """Over the listed rows r of the block (X, y given for those rows): W_r'X (m, q), W_r'y (m,)
+    and the diagonal of W_r'W_r (m,)."""
+    m = codes.shape[1]
+    q = X.shape[1]
+    wx = np.zeros((m, q))
+    wy = np.zeros(m)
+    diag = np.zeros(m)
+    w = np.empty(m)
+    for r in range(len(rows)):
+        _centre_row(codes, rows[r], a, b, w)
+        yr = y[r]
+        for j in range(m):
+            wj = w[j]
+            diag[j] += wj * wj
+            wy[j] += wj * yr
+        for j in range(m):
+            wj = w[j]
+            for t in range(q):
+                wx[j, t] += wj * X[r, t]
+    return wx, wy, diag
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def normal_product(codes, rows, a, b, v):
+    """W_r'(W_r v) over the listed rows r of the block: (m,)."""
+    m = codes.shape[1]
+    out = np.zeros(m)
+    w = np.empty(m)
+    for r in range(len(rows)):
+        _centre_row(codes, rows[r], a, b, w)
+        s = 0.0
+        for j in range(m):
+            s += w[j] * v[j]
+        for j in range(m):
+            out[j] += w[j] * s
+    return out
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def product(codes, a, b, v):
+    """W v for every row of the block: (k,)."""
+    k, m = codes.shape
+    out = np.zeros(k)
+    w = np.empty(m)
+    for i in range(k):
+        _centre_row(codes, i, a, b, w)
+        s = 0.0
+        for j in range(m):
+            s += w[j] * v[j]
+        out[i] = s
+    return out
