@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -170,6 +170,11 @@ class GBLUPResult:
         spectral search always ends at its optimum).
     n_iter : int
         REML iterations with several traits (0 when the variances were given or for one trait).
+    rotation : object or None
+        One trait: the eigendecomposition G_oo = U diag(lambda) U' over the phenotyped rows that
+        the fit used (with the rotated X), kept so that :func:`lmmbook.gwas` needs no second
+        one; n_o^2 floats (200 MB at n_o = 5000). None with ``gblup(..., keep_rotation=False)``
+        and with several traits. Private in form (not compared, not shown).
     """
 
     b: np.ndarray
@@ -192,6 +197,7 @@ class GBLUPResult:
     rotated: bool = False
     converged: bool = True
     n_iter: int = 0
+    rotation: _spectral.Rotated | None = field(default=None, repr=False, compare=False)
 
     def components(self) -> pd.DataFrame:
         """With several traits and REML: every (co)variance with its standard error, then h2 of
@@ -226,6 +232,7 @@ def gblup(
     sigma2_u: float | None = None,
     sigma2_e: float | None = None,
     ids: Any = None,
+    keep_rotation: bool = True,
 ) -> GBLUPResult:
     """Genomic BLUP: the animal model with G in place of A, in its V form (chapter 5).
 
@@ -249,6 +256,10 @@ def gblup(
         and R0.
     ids : (n,) array_like, optional
         IDs of the rows of G.
+    keep_rotation : bool, optional
+        One trait: keep the eigendecomposition of G_oo in the result (``rotation``, n_o^2
+        floats), which :func:`lmmbook.gwas` reuses (default). False drops it, for loops that
+        keep many fits; gwas then computes it again.
 
     Returns
     -------
@@ -265,7 +276,9 @@ def gblup(
     -----
     u_hat = sigma2_u G V^-1 (y - X b_hat) with V = sigma2_u G_oo + sigma2_e I over the phenotyped
     rows o (chapter 5, eq-gblup-v). One eigendecomposition of G_oo serves REML, b, u and the
-    prediction error variances, PEV = sigma2_u G_ii - sigma2_u^2 [G_io P G_oi]_ii.
+    prediction error variances, PEV = sigma2_u G_ii - sigma2_u^2 [G_io P G_oi]_ii; the fit keeps
+    it (``rotation``) for the marker tests of :func:`lmmbook.gwas`, which need P again. It does
+    not depend on the variances, so it serves a fit at given variances as well.
 
     With several traits, Var(vec Y) = G0 kron G_oo + R0 kron I (chapter 11, ``(eq-mt-var)``). When
     every phenotyped individual has every trait, G_oo = U diag(s) U' turns the records U'Y into
@@ -342,8 +355,15 @@ def gblup(
         loglik=float(loglik), pev=frozen(pev), reliability=frozen(reliability),
         fixed_names=frozen(fixed_names), n_obs=n_obs, boundary=boundary,
         estimated=sigma2_u is None, v_inv_residual=frozen(_scatter(v_inv_r, observed)),
-        X=frozen(X_values),
+        X=frozen(X_values), rotation=_read_only(rot) if keep_rotation else None,
     )
+
+
+def _read_only(rot: _spectral.Rotated) -> _spectral.Rotated:
+    """The rotation as the result keeps it: its arrays made read-only (no copy)."""
+    for a in (rot.lam, rot.U, rot.yt, rot.Xt, rot.y, rot.X):
+        a.setflags(write=False)
+    return rot
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray) -> np.ndarray:

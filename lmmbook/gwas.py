@@ -11,16 +11,18 @@ from typing import Any, Literal, overload
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.linalg.blas import dsyrk
 
-from . import _spectral
+from . import _marker_loops, _spectral
 from .errors import InputError, ShapeMismatchError
 from .genomic import GBLUPResult
-from .markers import _frequencies, as_genotypes, centred_polymorphic, cross_product
-from .snpblup import backsolve_snp_effects
+from .markers import _frequencies, as_genotypes, marker_scaling
 
 __all__ = ["GWASResult", "gwas"]
 
-_CHUNK = 2048  # markers per block of W_o'U: memory O(n * chunk) beyond the n x n eigenvectors
+#: Markers centred at a time (a block of W and of W_o'U): memory O(n * _CHUNK) beyond the fit's
+#: n_o x n_o eigenvectors.
+_CHUNK = 2048
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,7 +111,8 @@ def gwas(
     InputError
         ``method`` is not one of the two; ``fit`` is not a GBLUP fit; the fit's G is not
         W W' / c of these genotypes and frequencies (its GEBVs are not reproduced by the
-        back-solved effects, as in :func:`lmmbook.backsolve_snp_effects`); ``window`` is not a
+        back-solved effects, as in :func:`lmmbook.backsolve_snp_effects`, or the fit's kept
+        eigendecomposition is not that of W_o W_o' / c); ``window`` is not a
         whole number >= 1 nor a length such as "1Mb"; a length without marker positions; a map
         whose chromosomes are not contiguous or whose positions decrease within a chromosome.
 
@@ -126,6 +129,18 @@ def gwas(
     V = diag(sigma2_u lambda + sigma2_e), and diag(W_o'P W_o) is a sum over the n_o directions
     (the spectral core's PEV quadratic, which also holds at sigma2_e = 0), so no n x n inverse
     is formed.
+
+    Cost. The eigendecomposition is the fit's own: :func:`lmmbook.gblup` keeps it
+    (``GBLUPResult.rotation``). It does not depend on the variances, so it serves a fit at given
+    variances as well; a fit made with ``keep_rotation=False`` gets G_oo rebuilt from the markers
+    and decomposed again, at about the cost of the fit. What is left is W_o'U, O(n_o^2 m). The
+    markers are centred a block of ``_CHUNK`` columns at a time (missing calls 0), used for
+    W_o'P y_o, W alpha_hat, W_o'U and the windows' parts, and dropped, so the memory beyond M
+    and the fit is O(n_o^2 + n _CHUNK) (no n x m copy of the markers; a non-float M is converted
+    to float once, on input). The fit is refused unless W alpha_hat reproduces its GEBVs (as
+    :func:`lmmbook.backsolve_snp_effects` refuses, at its tolerance) and, with a kept
+    eigendecomposition, u_i'W_o W_o'u_i / c equals lambda_i for every eigenvector u_i (to 1e-6
+    of the largest): the eigendecomposition is then that of W_o W_o'/c.
 
     For the single-marker test with V fixed, the GLS coefficient of w_k in y = X b + w_k a + e
     is, by the Frisch-Waugh-Lovell theorem in the metric V^-1, a_hat = w_k'P y / w_k'P w_k with
@@ -192,23 +207,48 @@ def gwas(
         snp_map = None
     if size is not None:  # the map is checked before any computation
         window_of = _assign_windows(snp_map, size, m)
-    # refuses a fit whose G was not W W'/c of these genotypes and frequencies
-    alpha = backsolve_snp_effects(fit, geno, allele_freq=p).to_numpy()
-    W, poly, c = centred_polymorphic(geno, p)
+    poly, _, c = marker_scaling(p, "vanraden1")  # raises when no marker is polymorphic
+    two_p = 2.0 * p[poly]
     observed = np.isfinite(fit.v_inv_residual)
-    W_o, X_o = W[observed], np.asarray(fit.X)[observed]
+    X_o, Py = np.asarray(fit.X)[observed], fit.v_inv_residual[observed]
     s2u, s2e = fit.sigma2_u, fit.sigma2_e
-    # the rotation of the fit (G_oo rebuilt from the markers); P does not involve y
-    rot = _spectral.rotate_eigh(np.zeros(len(X_o)), X_o, cross_product(W_o, 1.0 / c), clip=False)
-    wPy = W_o.T @ fit.v_inv_residual[observed]
+    rot = fit.rotation
+    reuse = (isinstance(rot, _spectral.Rotated) and rot.n0 == 0
+             and len(rot.lam) == len(Py) and rot.X.shape == X_o.shape)
+    wPy = np.empty(len(poly))
+    u_back = np.zeros(q)  # W w'Py, then the GEBVs back-solved: W alpha_hat
+    if not reuse:  # G_oo rebuilt from the markers, streamed, with w'Py; P does not involve y
+        G_oo = np.zeros((len(Py), len(Py)), order="F")
+        for block, W, W_o in _centred_blocks(geno.M, poly, two_p, observed):
+            wPy[block] = W_o.T @ Py
+            u_back += W @ wPy[block]
+            G_oo = dsyrk(1.0 / c, W_o, beta=1.0, c=G_oo, trans=0, lower=0, overwrite_c=1)
+        _refuse_unless_reproduced(u_back, fit, s2u / c)
+        G_oo = _marker_loops.mirror_upper(G_oo).T
+        rot = _spectral.rotate_eigh(np.zeros(len(Py)), X_o, G_oo, clip=False)
+        del G_oo
     v = s2u * rot.lam + s2e  # V in the rotated basis
     v_inv = np.where(v > 0, 1.0 / np.where(v > 0, v, 1.0), 0.0)
     wPw, wVw = np.empty(len(poly)), np.empty(len(poly))
-    for start in range(0, len(poly), _CHUNK):
-        block = slice(start, start + _CHUNK)
-        B = W_o[:, block].T @ rot.U
+    lam_back = np.zeros(len(Py))  # diag(U'W_o W_o'U): the fit's lambda when G_oo = W_o W_o'/c
+    for block, W, W_o in _centred_blocks(geno.M, poly, two_p, observed):
+        if reuse:
+            wPy[block] = W_o.T @ Py
+            u_back += W @ wPy[block]
+        del W
+        B = W_o.T @ rot.U
+        del W_o
+        B2 = B * B
         wPw[block] = _spectral.p_quadratic(rot, s2u, s2e, B)
-        wVw[block] = (B**2) @ v_inv
+        del B
+        wVw[block] = B2 @ v_inv
+        if reuse:
+            lam_back += B2.sum(axis=0)
+    if reuse:
+        _refuse_unless_reproduced(u_back, fit, s2u / c)
+        _refuse_other_rotation(lam_back / c, rot.lam)
+    alpha = np.zeros(m)
+    alpha[poly] = (s2u / c) * wPy
     # w'Pw is 0 for a marker that X explains on the phenotyped rows (constant there, with an
     # intercept); round-off leaves it at a few eps times w'V^-1 w, the term it cancels against
     ok = wPw > len(X_o) * np.finfo(float).eps * wVw
@@ -232,8 +272,45 @@ def gwas(
                 frame.insert(0, column, snp_map[column].to_numpy())
     if size is None:
         return frame
-    return GWASResult(snps=frame, windows=_window_frame(W, poly, alpha, window_of, snp_map,
-                                                       np.asarray(names)))
+    return GWASResult(snps=frame, windows=_window_frame(geno.M, poly, two_p, alpha, u_back,
+                                                       window_of, snp_map, np.asarray(names)))
+
+
+def _centred_blocks(M: np.ndarray, poly: np.ndarray, two_p: np.ndarray, observed: np.ndarray):
+    """(slice of poly, W, W_o) for blocks of _CHUNK polymorphic markers: their centred columns
+    (missing calls 0) over all rows and over the phenotyped rows, formed one block at a time."""
+    every = bool(observed.all())
+    ones = np.ones(len(poly))
+    for start in range(0, len(poly), _CHUNK):
+        block = slice(start, start + _CHUNK)
+        W = _marker_loops.centred_columns(M, poly[block], two_p[block], ones[block])
+        yield block, W, (W if every else np.asfortranarray(W[observed]))
+
+
+def _refuse_unless_reproduced(W_wPy: np.ndarray, fit: GBLUPResult, factor: float) -> None:
+    """Refuse a fit whose GEBVs are not W alpha_hat (as :func:`lmmbook.backsolve_snp_effects`
+    does, at its tolerance); ``W_wPy`` is W W_o'P y, scaled to W alpha_hat in place."""
+    W_wPy *= factor
+    mismatch = float(np.abs(W_wPy - fit.u).max())
+    if mismatch > 1e-6 * (1.0 + float(np.abs(fit.u).max())):
+        raise InputError(
+            f"the back-solved effects do not reproduce the GEBVs (largest difference "
+            f"{mismatch:.3g}): the fit's G was not W W' / c (genomic_relationship with "
+            "method='vanraden1') of these genotypes and allele frequencies. Pass the markers G "
+            "was built from, in the rows of G, and the frequencies it was built with.")
+
+
+def _refuse_other_rotation(lam_markers: np.ndarray, lam: np.ndarray) -> None:
+    """Refuse a fit whose kept eigendecomposition is not that of W_o W_o'/c: u'_i W_o W_o' u_i / c
+    must be its lambda_i for every eigenvector (1e-6 of the largest, as the GEBVs' check)."""
+    gap = np.abs(lam_markers - lam)
+    if gap.max() > 1e-6 * (float(np.abs(lam).max()) + np.finfo(float).tiny):
+        k = int(np.argmax(gap))
+        raise InputError(
+            f"the fit's eigendecomposition of G_oo is not that of W W' / c of these genotypes "
+            f"(eigenvalue {k}: {lam[k]:.6g} in the fit, {lam_markers[k]:.6g} from the markers), "
+            "although its GEBVs are reproduced: the fit was altered or G built otherwise. Fit "
+            "again with gblup(y, X, genomic_relationship(M)).")
 
 
 _LENGTH = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(bp|kb|mb)\s*", re.IGNORECASE)
@@ -310,16 +387,16 @@ def _assign_windows(snp_map: pd.DataFrame | None, size: tuple[str, float], m: in
     return np.cumsum(new_window) - 1
 
 
-def _window_frame(W: np.ndarray, poly: np.ndarray, alpha: np.ndarray, window_of: np.ndarray,
-                  snp_map: pd.DataFrame | None, names: np.ndarray) -> pd.DataFrame:
+def _window_frame(M: np.ndarray, poly: np.ndarray, two_p: np.ndarray, alpha: np.ndarray,
+                  u_hat: np.ndarray, window_of: np.ndarray, snp_map: pd.DataFrame | None,
+                  names: np.ndarray) -> pd.DataFrame:
     """Var(u_hat_(r)), 100 Var(u_hat_(r)) / Var(u_hat) and Cov(u_hat_(r), u_hat) / Var(u_hat) of
-    every window r, the parts u_hat_(r) = W_(r) alpha_(r) formed a block of whole windows at a
-    time (memory O(q * chunk) beyond W)."""
-    q = W.shape[0]
+    every window r, u_hat = W alpha_hat; the parts u_hat_(r) = W_(r) alpha_(r) are formed a block
+    of whole windows at a time, their columns of W centred then (memory O(q * chunk))."""
+    q = M.shape[0]
     n_windows = int(window_of[-1]) + 1
     a = alpha[poly]
-    u_c = W @ a
-    u_c -= u_c.mean()
+    u_c = u_hat - u_hat.mean()
     var_u = float(u_c @ u_c) / (q - 1)
     variance, cov = np.zeros(n_windows), np.zeros(n_windows)
     win = window_of[poly]  # non-decreasing: the windows of the polymorphic columns
@@ -330,7 +407,9 @@ def _window_frame(W: np.ndarray, poly: np.ndarray, alpha: np.ndarray, window_of:
         e = max(b + 1, min(len(first), int(np.searchsorted(bounds, bounds[b] + _CHUNK,
                                                            side="right")) - 1))
         lo, hi = bounds[b], bounds[e]
-        parts = np.add.reduceat(W[:, lo:hi] * a[lo:hi], bounds[b:e] - lo, axis=1)
+        W = _marker_loops.centred_columns(M, poly[lo:hi], two_p[lo:hi], a[lo:hi])  # W_(r) alpha
+        parts = np.add.reduceat(W, bounds[b:e] - lo, axis=1)
+        del W
         parts -= parts.mean(axis=0)
         variance[win[first[b:e]]] = np.einsum("ij,ij->j", parts, parts) / (q - 1)
         cov[win[first[b:e]]] = (u_c @ parts) / (q - 1)

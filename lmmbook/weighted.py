@@ -28,7 +28,8 @@ class WeightedGBLUPResult:
     Attributes
     ----------
     fits : tuple of GBLUPResult
-        The GBLUP fit of every iteration; ``fits[0]`` is plain GBLUP with VanRaden's G.
+        The GBLUP fit of every iteration; ``fits[0]`` is plain GBLUP with VanRaden's G, and
+        only it keeps its eigendecomposition (``rotation``, for :func:`lmmbook.gwas`).
     weights : pandas.DataFrame
         (iterations, m) the marker weights d_k that built each iteration's G (index
         ``iteration``, 1, 2, ...; one column per SNP): 1 in iteration 1, then
@@ -246,7 +247,9 @@ def weighted_gblup(
             G = genomic_relationship(geno, allele_freq=p)  # exactly plain GBLUP
         else:
             G = genomic_relationship(geno, allele_freq=p, weights=d)
-        fit = gblup(y, X, G, sigma2_u=variances[0], sigma2_e=variances[1], ids=ids)
+        # only iteration 1 (plain GBLUP, which gwas can test) keeps its n x n eigenvectors
+        fit = gblup(y, X, G, sigma2_u=variances[0], sigma2_e=variances[1], ids=ids,
+                    keep_rotation=t == 1)
         if t == 1 and sigma2_u is None and reml == "first":
             variances = (fit.sigma2_u, fit.sigma2_e)
         alpha = backsolve_snp_effects(fit, geno, allele_freq=p,

@@ -1,3 +1,7 @@
+import dataclasses
+import importlib
+import tracemalloc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -355,3 +359,109 @@ def test_window_errors():
     # a position falling back at a new chromosome is fine
     assert len(lmmbook.gwas(fit, GenotypeData(M=M, ids=ids, snps=snps), window="2kb")
                .windows) == 6
+
+
+# --- the fit's own eigendecomposition, and the markers streamed in blocks (issue 16: speed) ---
+
+gwas_module = importlib.import_module("lmmbook.gwas")
+
+
+def assert_same_tests(a, b, rtol):
+    """Two frames of marker tests equal to rtol (NaN in the same places), the effects and SEs
+    relative to their largest value (an effect near 0 has no relative precision)."""
+    assert a.columns.tolist() == b.columns.tolist() and a.index.equals(b.index)
+    for column in ("effect", "se", "z", "p"):
+        x, y = a[column].to_numpy(), b[column].to_numpy()
+        np.testing.assert_array_equal(np.isnan(x), np.isnan(y))
+        scale = np.nanmax(np.abs(y)) if np.isfinite(y).any() else 1.0
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * scale, equal_nan=True)
+
+
+@pytest.mark.parametrize("seed, missing_y, estimate",
+                         [(21, 0.0, True), (22, 0.3, True), (23, 0.0, False), (24, 0.3, False)])
+def test_kept_rotation_gives_what_a_fresh_one_gives(seed, missing_y, estimate):
+    """gblup keeps its eigendecomposition of G_oo; gwas reuses it, or (keep_rotation=False)
+    computes it again from the markers. The two eigenbases differ at round-off (G formed in
+    single-precision integers for the fit, streamed in double for gwas), the tests by 1e-15
+    (measured); 1e-10 leaves room for other CPUs. Also at given variances."""
+    y, X, M, fit = problem(seed, 60, 90, missing_y, estimate)
+    variances = {} if estimate else {"sigma2_u": 0.7, "sigma2_e": 1.3}
+    G = lmmbook.genomic_relationship(M)
+    fresh = lmmbook.gblup(y, X, G, keep_rotation=False, **variances)
+    assert fit.rotation is not None and fresh.rotation is None
+    assert fit.rotation.U.shape == (np.isfinite(y).sum(),) * 2
+    np.testing.assert_array_equal(fit.u, fresh.u)
+    assert (fit.sigma2_u, fit.sigma2_e) == (fresh.sigma2_u, fresh.sigma2_e)
+    for method in ("backsolve", "single_marker"):
+        assert_same_tests(lmmbook.gwas(fit, M, method=method),
+                          lmmbook.gwas(fresh, M, method=method), 1e-10)
+    kept, again = lmmbook.gwas(fit, M, window=7), lmmbook.gwas(fresh, M, window=7)
+    pd.testing.assert_frame_equal(kept.windows, again.windows, rtol=1e-10)
+    # and both are the dense formula
+    observed = np.isfinite(y)
+    P = dense_projection(fit, X, G, observed)
+    freq = M.mean(axis=0) / 2
+    W = (M - 2 * freq)[observed]
+    c = 2 * np.sum(freq * (1 - freq))
+    effect = fit.sigma2_u / c * W.T @ P @ y[observed]
+    for out in (kept.snps, again.snps):
+        np.testing.assert_allclose(out["effect"].to_numpy()[1:], effect[1:], rtol=1e-8,
+                                   atol=1e-10 * np.abs(effect).max())
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_markers_streamed_in_blocks_give_the_one_block_result(monkeypatch, keep):
+    """Blocks of 1, 4, 13 and 64 markers (centred, multiplied, dropped) give what one block of
+    all 90 gives: tests, effects and windows (with missing phenotypes and a missing call)."""
+    y, X, M, _ = problem(31, 50, 90, 0.3)
+    M[3, 5] = np.nan
+    G = lmmbook.genomic_relationship(M)
+    fit = lmmbook.gblup(y, X, G, keep_rotation=keep)
+    monkeypatch.setattr(gwas_module, "_CHUNK", 10**6)
+    one = lmmbook.gwas(fit, M, window=6)
+    single = lmmbook.gwas(fit, M, method="single_marker")
+    for chunk in (1, 4, 13, 64):
+        monkeypatch.setattr(gwas_module, "_CHUNK", chunk)
+        out = lmmbook.gwas(fit, M, window=6)
+        assert_same_tests(out.snps, one.snps, 1e-10)
+        pd.testing.assert_frame_equal(out.windows, one.windows, rtol=1e-10)
+        assert_same_tests(lmmbook.gwas(fit, M, method="single_marker"), single, 1e-10)
+    alpha = lmmbook.backsolve_snp_effects(fit, M).to_numpy()
+    np.testing.assert_allclose(one.snps["effect"].to_numpy()[1:], alpha[1:], rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_no_copy_of_the_markers(monkeypatch):
+    """Blocks of 256 markers: what gwas allocates (tracemalloc sees NumPy's arrays) stays far
+    below one copy of the 300 x 12,000 float64 markers (29 MB): 0.13 and 0.15 of it with and
+    without the kept rotation (measured; a few blocks of 300 x 256 and the n x n rotation), so
+    a quarter allows for change; an n x m copy (W, W_o, as in back-solving) would exceed it."""
+    rng = np.random.default_rng(41)
+    M = rng.binomial(2, rng.uniform(0.05, 0.95, 12_000), size=(300, 12_000)).astype(float)
+    y = M[:, 10] - M[:, 10].mean() + rng.normal(0, 1, 300)
+    y[::7] = np.nan
+    X = np.ones((300, 1))
+    G = lmmbook.genomic_relationship(M)
+    monkeypatch.setattr(gwas_module, "_CHUNK", 256)
+    for keep in (True, False):
+        fit = lmmbook.gblup(y, X, G, keep_rotation=keep)
+        lmmbook.gwas(fit, M, window=100)  # warm up (numba's first calls)
+        tracemalloc.start()
+        try:
+            lmmbook.gwas(fit, M, window=100)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < M.nbytes / 4, (keep, peak / M.nbytes)
+
+
+def test_refuses_a_rotation_of_another_g():
+    """A fit whose GEBVs are right but whose kept eigendecomposition is of another G (here
+    VanRaden's second) is refused: the eigenvalues are checked against the markers."""
+    y, X, M, fit = problem(32, 40, 30, 0.0)
+    other = lmmbook.gblup(y, X, lmmbook.genomic_relationship(M, method="vanraden2"))
+    altered = dataclasses.replace(fit, rotation=other.rotation)
+    with pytest.raises(InputError, match="eigendecomposition of G_oo is not that of W W' / c"):
+        lmmbook.gwas(altered, M)
+    pd.testing.assert_frame_equal(lmmbook.gwas(dataclasses.replace(fit, rotation=None), M),
+                                  lmmbook.gwas(fit, M), rtol=1e-10)
