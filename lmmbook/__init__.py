@@ -24,6 +24,7 @@ from .errors import (
 )
 from .genomic import GBLUPResult, gblup, genomic_relationship
 from .gwas import GWASResult, gwas
+from .haseman_elston import HEResult, he_regression
 from .lrmethod import LRResult, lr_validation
 from .markers import allele_frequencies, filter_markers
 from .mme import MMEResult, solve_mme
@@ -74,6 +75,7 @@ __all__ = [
     "FoldEstimate",
     "GBLUPResult",
     "GWASResult",
+    "HEResult",
     "GenotypeData",
     "Incidence",
     "InputError",
@@ -110,6 +112,7 @@ __all__ = [
     "genomic_inflation",
     "genomic_relationship",
     "gwas",
+    "he_regression",
     "incidence",
     "kfold",
     "lr_validation",
