@@ -8,12 +8,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: help book test execute lint clean
+.PHONY: help book test execute lint clean slides
 
 help:
 	@echo "make book     build the HTML book into _build/html (warnings are errors)"
 	@echo "make test     lint, unit tests, doctests, nbval on every notebook, book build, browser check"
 	@echo "make execute  re-execute every notebook in place (after changing a chapter or lmmbook)"
+	@echo "make slides   one reveal.js deck per chapter into _build/slides (offline, no solutions)"
 	@echo "make clean    remove _build"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -26,8 +27,12 @@ book: $(STAMP)
 	@echo "The book is in _build/html: open _build/html/index.html in a browser."
 
 test: $(STAMP)
-	$(BIN)/ruff check lmmbook tests benchmarks conftest.py
+	$(BIN)/ruff check lmmbook tests benchmarks slides conftest.py
 	$(BIN)/python -m pytest
+
+# reveal.js comes from the npm registry (slides/package-lock.json), MathJax from the venv.
+slides: $(STAMP)
+	$(BIN)/python slides/build.py
 
 execute: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \
@@ -36,7 +41,7 @@ execute: $(STAMP)
 	done
 
 lint: $(STAMP)
-	$(BIN)/ruff check lmmbook tests benchmarks conftest.py
+	$(BIN)/ruff check lmmbook tests benchmarks slides conftest.py
 
 clean:
 	rm -rf _build

@@ -1,0 +1,757 @@
+"""Build one reveal.js slide deck per chapter of the book: ``make slides`` -> ``_build/slides/``.
+
+Every notebook listed in ``_toc.yml`` becomes ``_build/slides/<notebook>.slides.html``, written by
+nbconvert's SlidesExporter from the same stored outputs the book shows (nothing is executed).
+reveal.js (pinned in ``slides/package-lock.json``, installed by ``npm ci``) and MathJax 3 (the copy
+that ``sphinx-mathjax-offline`` ships for the book) are copied beside the decks, so a deck opened
+from the folder, or from a USB stick in a lecture hall without a network, needs no other host.
+
+What becomes a slide. A cell's ``slideshow.slide_type`` metadata (Jupyter's "Slide Type": slide,
+subslide, fragment, -, notes, skip) is obeyed. A cell without it gets a default:
+
+- markdown is cut at its headings: ``#`` and ``##`` start a slide, ``###`` and deeper a subslide.
+  Display equations, lists, short paragraphs (up to ``SHORT`` characters), warnings and exercise
+  statements are shown; longer prose and the margin notes become the speaker notes (press ``s``);
+  a glued figure gets a subslide of its own with the first sentence of its caption. A slide whose
+  content would not fit is continued on a subslide;
+- a code cell with a figure shows the figure (its code hidden); a short code cell (up to
+  ``SHORT_CODE`` lines) with a visible output is shown, code and output, on a subslide; the other
+  code cells (setup, glue-only, long computations) are skipped.
+
+Exercise solutions never reach a deck: everything between ``solution-start`` and ``solution-end``,
+markdown and code, is dropped whatever its metadata says. MyST roles and directives, which
+nbconvert does not know, are resolved here: glued numbers and figures from the stored outputs,
+equation, figure and exercise numbers as on the book's page, ``{cite}`` as author-year from
+``book/references.bib``.
+
+Usage: ``python slides/build.py [NOTEBOOK ...]`` (default: every notebook in ``_toc.yml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import codecs
+import copy
+import html
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import latexcodec  # noqa: F401  (registers the "ulatex" codec for author names)
+import nbformat
+import yaml
+from nbconvert import SlidesExporter
+from pybtex.database import parse_file
+from traitlets.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "slides"
+OUT = ROOT / "_build" / "slides"
+CACHE = ROOT / "_build" / ".slides-assets"  # npm ci installs reveal.js here
+
+SHORT = 300  # a paragraph up to this many characters is shown; a longer one goes to the notes
+SHORT_LIST = 900  # the same for a list
+SHORT_CODE = 12  # a code cell of up to this many lines is shown by default
+BUDGET = 17  # rough height of a slide in lines of text, before it is continued on a subslide
+
+PREFIX = "application/papermill.record/"
+FENCE = re.compile(r"^(`{3,}|:{3,})\s*\{([\w:.-]+)\}\s*(.*?)\s*$")
+PLAIN_FENCE = re.compile(r"^(`{3,})[\w+-]*\s*$")
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+TARGET = re.compile(r"^\(([\w:.-]+)\)=\s*$")
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
+ROLE = re.compile(r"\{([\w:.-]+)\}`([^`]*)`")
+TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
+SHOWN_TYPES = {"slide", "subslide", "fragment", "-"}
+SLIDE_TYPES = SHOWN_TYPES | {"notes", "skip"}
+
+
+# ---- reading a chapter ----------------------------------------------------------------------
+
+@dataclass
+class Block:
+    kind: str  # heading, math, directive, target, para, list, code
+    text: str = ""
+    level: int = 0
+    name: str = ""
+    arg: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+
+
+def split_blocks(text: str) -> list[Block]:
+    """Cut MyST markdown into headings, display math, directives, label targets and paragraphs."""
+    lines = text.split("\n")
+    out: list[Block] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+            continue
+        fence = FENCE.match(line)
+        if fence:
+            mark, name, arg = fence.groups()
+            j = i + 1
+            while j < len(lines) and lines[j].strip() != mark:
+                j += 1
+            body = lines[i + 1:j]
+            options = {}
+            while body and re.match(r"^:[\w-]+:", body[0]):
+                key, _, value = body.pop(0)[1:].partition(":")
+                options[key.strip()] = value.strip()
+            out.append(Block("directive", "\n".join(body).strip("\n"), name=name, arg=arg,
+                             options=options))
+            i = j + 1
+            continue
+        if PLAIN_FENCE.match(line):
+            mark = PLAIN_FENCE.match(line).group(1)
+            j = i + 1
+            while j < len(lines) and lines[j].strip() != mark:
+                j += 1
+            out.append(Block("code", "\n".join(lines[i:j + 1])))
+            i = j + 1
+            continue
+        if line.startswith("$$"):
+            rest = line[2:]
+            if "$$" in rest:  # $$ ... $$ (label) on one line
+                tex, _, tail = rest.partition("$$")
+                j = i
+            else:
+                j = i + 1
+                while j < len(lines) and not lines[j].lstrip().startswith("$$"):
+                    j += 1
+                tex = "\n".join([rest] + lines[i + 1:j])
+                tail = lines[j].lstrip()[2:] if j < len(lines) else ""
+            label = re.match(r"^\s*\(([\w:.-]+)\)\s*$", tail)
+            out.append(Block("math", tex.strip("\n"), label=label.group(1) if label else ""))
+            i = j + 1
+            continue
+        target = TARGET.match(line)
+        if target:
+            out.append(Block("target", label=target.group(1)))
+            i += 1
+            continue
+        heading = HEADING.match(line)
+        if heading:
+            out.append(Block("heading", heading.group(2), level=len(heading.group(1))))
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and lines[j].strip() and not (
+                FENCE.match(lines[j]) or PLAIN_FENCE.match(lines[j]) or HEADING.match(lines[j])
+                or lines[j].startswith("$$") or TARGET.match(lines[j])):
+            j += 1
+        kind = "list" if LIST_ITEM.match(line) else "para"
+        chunk = "\n".join(lines[i:j])
+        if kind == "list" and out and out[-1].kind == "list":  # a loose list: one block
+            out[-1].text += "\n\n" + chunk
+        elif kind == "para" and line.startswith(" ") and out and out[-1].kind == "list":
+            out[-1].text += "\n\n" + chunk  # an indented paragraph inside a list item
+        else:
+            out.append(Block(kind, chunk))
+        i = j
+    return out
+
+
+def _authors(entry) -> str:
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    names = [_clean(" ".join(p.prelast_names + p.last_names)) for p in people]
+    if not names:
+        return _clean(entry.fields.get("organization", entry.fields.get("title", "?")))
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        return f"{names[0]} & {names[1]}"
+    return f"{names[0]} et al."
+
+
+def _clean(tex: str) -> str:
+    try:
+        tex = codecs.decode(tex, "ulatex")
+    except ValueError:
+        pass
+    return tex.replace("{", "").replace("}", "")
+
+
+def read_bibliography(path: Path) -> dict[str, tuple[str, str]]:
+    data = parse_file(str(path), "bibtex")
+    return {key: (_authors(entry), entry.fields.get("year", "n.d."))
+            for key, entry in data.entries.items()}
+
+
+def page_titles() -> dict[str, str]:
+    """The first heading of every page of the book, for ``{doc}`` links."""
+    titles = {}
+    for path in (ROOT / "book").glob("*"):
+        if path.suffix == ".md":
+            text = path.read_text()
+        elif path.suffix == ".ipynb":
+            cells = json.loads(path.read_text())["cells"]
+            text = "".join(cells[0]["source"]) if cells else ""
+        else:
+            continue
+        heading = re.search(r"^#\s+(.*)$", text, re.M)
+        titles[path.stem] = heading.group(1).strip() if heading else path.stem
+    return titles
+
+
+@dataclass
+class Chapter:
+    """What the MyST roles of one notebook refer to, numbered as on the book's page."""
+
+    glue: dict[str, dict] = field(default_factory=dict)
+    equations: dict[str, int] = field(default_factory=dict)
+    figures: dict[str, int] = field(default_factory=dict)
+    exercises: dict[str, int] = field(default_factory=dict)
+    sections: dict[str, str] = field(default_factory=dict)
+    bib: dict[str, tuple[str, str]] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
+    exercise_count: int = 0
+
+    @classmethod
+    def read(cls, nb, bib, titles) -> Chapter:
+        chapter = cls(bib=bib, titles=titles)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                for output in cell.get("outputs", []):
+                    name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+                    if name:
+                        chapter.glue[name] = {k[len(PREFIX):]: v for k, v in
+                                              output.get("data", {}).items()
+                                              if k.startswith(PREFIX)}
+                continue
+            if cell.cell_type != "markdown":
+                continue
+            pending = None
+            for block in split_blocks(cell.source):
+                if block.kind == "target":
+                    pending = block.label
+                    continue
+                if block.kind == "heading" and pending:
+                    chapter.sections[pending] = block.text
+                elif block.kind == "math" and block.label:
+                    chapter.equations[block.label] = len(chapter.equations) + 1
+                elif block.kind == "directive":
+                    label = block.options.get("label") or block.options.get("name")
+                    if block.name == "math" and label:
+                        chapter.equations[label] = len(chapter.equations) + 1
+                    elif block.name in ("glue:figure", "figure") and label:
+                        chapter.figures[label] = len(chapter.figures) + 1
+                    elif block.name == "exercise":
+                        number = len(chapter.exercises) + 1
+                        chapter.exercises[label or f"_exercise{number}"] = number
+                pending = None
+        return chapter
+
+    # -- roles --------------------------------------------------------------------------------
+
+    def glued(self, key: str, markdown: bool = False) -> str:
+        key, _, spec = key.partition(":")
+        data = self.glue.get(key)
+        if data is None:
+            raise KeyError(f"nothing glued under {key!r}")
+        if markdown and "text/markdown" in data:
+            return self.inline(data["text/markdown"])
+        text = data.get("text/plain", "")
+        if spec:
+            try:
+                return format(ast.literal_eval(text), spec)
+            except (ValueError, SyntaxError, TypeError):
+                pass
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            text = ast.literal_eval(text)
+        return text
+
+    def cite(self, keys: str, textual: bool) -> str:
+        found = []
+        for key in (k.strip() for k in keys.split(",") if k.strip()):
+            authors, year = self.bib.get(key, (key, "?"))
+            found.append(f"{authors} ({year})" if textual else f"{authors} {year}")
+        return ", ".join(found) if textual else "(" + "; ".join(found) + ")"
+
+    def reference(self, role: str, content: str) -> str:
+        titled = TITLED.match(content)
+        text, label = (titled.group(1), titled.group(2)) if titled else ("", content)
+        if role == "eq":
+            number = self.equations.get(label)
+            return f"({number})" if number else f"({label})"
+        if role == "doc":
+            return text or self.titles.get(Path(label).name, label)
+        if role == "numref" and text and "%s" in text:
+            number = self.figures.get(label) or self.exercises.get(label)
+            return text.replace("%s", str(number))
+        if text:
+            return text
+        if label in self.figures:
+            return f"Fig. {self.figures[label]}"
+        if label in self.exercises:
+            return f"Exercise {self.exercises[label]}"
+        if label in self.equations:
+            return f"({self.equations[label]})"
+        return self.sections.get(label, label)
+
+    def inline(self, text: str) -> str:
+        """Resolve the MyST roles of a piece of markdown."""
+
+        def role(match: re.Match) -> str:
+            name, content = match.groups()
+            if name == "glue:text" or name == "glue":
+                return self.glued(content)
+            if name == "glue:md":
+                return self.glued(content, markdown=True)
+            if name in ("cite", "cite:p", "cite:ps", "cite:alp"):
+                return self.cite(content, textual=False)
+            if name in ("cite:t", "cite:ts", "cite:alt"):
+                return self.cite(content, textual=True)
+            if name == "math":
+                return f"${content}$"
+            if name in ("eq", "ref", "numref", "doc", "prf:ref", "term"):
+                return self.reference(name, content)
+            return f"`{content}`" if name in ("code", "samp") else content
+
+        return ROLE.sub(role, text)
+
+    def figure_html(self, key: str) -> str:
+        data = self.glue.get(key, {})
+        if "image/png" in data:
+            return (f'<img src="data:image/png;base64,{data["image/png"].strip()}" '
+                    f'alt="{html.escape(key)}">')
+        if "text/html" in data:
+            return data["text/html"]
+        raise KeyError(f"the glued figure {key!r} has no image")
+
+
+def list_items(text: str) -> list[str]:
+    """The top-level items of a markdown list."""
+    items: list[list[str]] = []
+    for line in text.split("\n"):
+        if LIST_ITEM.match(line) and not line.startswith(" ") or not items:
+            items.append([line])
+        else:
+            items[-1].append(line)
+    return ["\n".join(item).strip("\n") for item in items]
+
+
+def first_sentence(text: str) -> str:
+    bold = re.match(r"^\s*(\*\*.+?\*\*)", text, re.S)
+    if bold:
+        return bold.group(1)
+    sentence = re.match(r"^(.{20,}?(?<!\bal)(?<!e\.g)(?<!i\.e)(?<!\bcf)(?<!\bvs)[.!?:])(\s|$)",
+                        text, re.S)
+    return sentence.group(1) if sentence else text
+
+
+# ---- slides -------------------------------------------------------------------------------
+
+def _lines(markdown: str) -> float:
+    """Rough height of rendered markdown in lines of slide text."""
+    height = 0.0
+    for line in markdown.split("\n"):
+        height += max(1.0, len(line) / 85)
+    return height
+
+
+def _code_lines(cell) -> float:
+    height = len(cell.source.split("\n"))
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            height += output.text.count("\n") + 1
+        elif "image/png" in output.get("data", {}):
+            height += 18
+        elif "text/html" in output.get("data", {}):
+            height += output["data"]["text/html"].count("<tr")
+        elif "text/plain" in output.get("data", {}):
+            height += output["data"]["text/plain"].count("\n") + 1
+    return height
+
+
+class Deck:
+    """Cells of the deck, built in order; visible content and notes of the current (sub)slide."""
+
+    def __init__(self, chapter: Chapter):
+        self.chapter = chapter
+        self.cells: list = []
+        self.visible: list[str] = []
+        self.notes: list[str] = []
+        self.kind = "slide"
+        self.height = 0.0
+        self.heading = ""
+        self.level = 0
+        self.fresh = False  # nothing but headings since the last heading
+
+    def flush(self, next_kind: str = "subslide") -> None:
+        if self.visible:
+            self.cells.append(_markdown("\n\n".join(self.visible), self.kind))
+        if self.notes:
+            self.cells.append(_markdown("\n\n".join(self.notes), "notes"))
+        self.visible, self.notes = [], []
+        self.kind, self.height = next_kind, 0.0
+
+    def start(self, kind: str, heading: str, level: int) -> None:
+        if self.fresh and self.visible and level > self.level:
+            # a heading right under a deeper one's parent: one slide for both (### under ##)
+            self.visible.append(heading)
+            self.height += 1
+        else:
+            self.flush(kind)
+            self.show(heading, fits=True)
+        self.heading, self.level, self.fresh = heading, level, True
+
+    def show(self, markdown: str, fits: bool = False) -> None:
+        height = _lines(markdown)
+        if not fits and self.visible and self.height + height > BUDGET:
+            self.flush("subslide")
+            if self.heading:
+                title = re.sub(r"^(#+)\s+", "", self.heading)
+                self.show(f"### {title} (continued)", fits=True)
+        self.visible.append(markdown)
+        self.height += height
+        if not fits:
+            self.fresh = False
+
+    def note(self, markdown: str) -> None:
+        self.notes.append(markdown)
+        self.fresh = False
+
+
+def _markdown(source: str, kind: str):
+    cell = nbformat.v4.new_markdown_cell(source)
+    cell.metadata["slideshow"] = {"slide_type": kind}
+    return cell
+
+
+def _math(block: Block, chapter: Chapter) -> str:
+    tex = block.text
+    label = block.label or block.options.get("label", "")
+    if label in chapter.equations:
+        tex = f"{tex}\n\\tag{{{chapter.equations[label]}}}"
+    return f"$$\n{tex}\n$$"
+
+
+class Builder:
+    """Turns one notebook into the notebook nbconvert makes the deck of."""
+
+    def __init__(self, nb, chapter: Chapter, title: str, number: int | None = None):
+        self.nb = nb
+        self.number = number
+        self.chapter = chapter
+        self.deck = Deck(chapter)
+        self.title = title
+        self.in_solution = False
+        self.exercise = 0
+        self.solutions_dropped = 0
+
+    def build(self):
+        for index, cell in enumerate(self.nb.cells):
+            kind = cell.metadata.get("slideshow", {}).get("slide_type")
+            if kind is not None and kind not in SLIDE_TYPES:
+                raise ValueError(f"cell {index}: unknown slideshow.slide_type {kind!r}")
+            if cell.cell_type == "markdown":
+                self.markdown(cell, kind)
+            elif cell.cell_type == "code":
+                self.code(cell, kind)
+        self.deck.flush()
+        if self.in_solution:
+            raise ValueError("a solution-start without its solution-end")
+        nb = nbformat.v4.new_notebook(metadata=copy.deepcopy(self.nb.metadata))
+        nb.metadata.pop("widgets", None)
+        nb.cells = self.deck.cells
+        return nb
+
+    # markdown -------------------------------------------------------------------------------
+
+    def markdown(self, cell, kind: str | None) -> None:
+        deck = self.deck
+        explicit: list[str] = []
+        for block in split_blocks(cell.source):
+            if block.kind == "directive" and block.name == "solution-start":
+                self.in_solution = True
+                continue
+            if block.kind == "directive" and block.name == "solution-end":
+                self.in_solution = False
+                self.solutions_dropped += 1
+                continue
+            if self.in_solution or block.kind == "target":
+                continue
+            if block.kind == "directive" and block.name in ("solution", "admonition") and (
+                    block.name == "solution" or "solution" in block.arg.lower()):
+                self.solutions_dropped += 1
+                continue
+            rendered = self.render(block)
+            if rendered is None:
+                continue
+            visible, note = rendered
+            if kind is not None:  # the cell's own slide type: the whole cell as one piece
+                if visible:
+                    explicit.append(visible)
+                if note:
+                    deck.note(note)
+                continue
+            if block.kind == "heading":
+                deck.start("slide" if block.level <= 2 else "subslide", visible, block.level)
+                if block.level == 1 and self.number:
+                    deck.show(f"*{self.title}*, chapter {self.number}", fits=True)
+                continue
+            if block.kind == "directive" and block.name in ("glue:figure", "figure", "exercise"):
+                deck.flush("subslide")
+                deck.show(visible, fits=True)
+                if note:
+                    deck.note(note)
+                deck.flush("subslide")
+                continue
+            if block.kind == "list":  # shown item by item, continued on a subslide if long
+                for item in list_items(visible or note):
+                    deck.show(item)
+                continue
+            if block.kind == "para" and note and deck.fresh:
+                lead = first_sentence(note)  # the topic sentence of a section's first paragraph
+                if len(lead) <= SHORT:
+                    deck.show(lead)
+            if visible:
+                deck.show(visible)
+            if note:
+                deck.note(note)
+        if kind is None or kind == "skip":
+            return
+        deck.flush("subslide")
+        if kind == "notes":
+            if explicit:
+                deck.cells.append(_markdown("\n\n".join(explicit), "notes"))
+            return
+        if explicit:
+            deck.cells.append(_markdown("\n\n".join(explicit), kind))
+        deck.flush("subslide")
+
+    def render(self, block: Block) -> tuple[str, str] | None:
+        """(what the slide shows, what goes to the speaker notes) for one block."""
+        chapter = self.chapter
+        if block.kind == "heading":
+            return "#" * min(block.level, 3) + " " + chapter.inline(block.text), ""
+        if block.kind == "math":
+            return _math(block, chapter), ""
+        if block.kind in ("para", "list", "code"):
+            text = chapter.inline(block.text)
+            limit = SHORT if block.kind == "para" else SHORT_LIST
+            return (text, "") if len(block.text) <= limit else ("", text)
+        if block.kind != "directive":
+            return None
+        name, body = block.name, block.text
+        if name == "math":
+            return _math(block, chapter), ""
+        if name in ("margin", "sidebar", "seealso", "dropdown"):
+            return "", chapter.inline(self.body(body))
+        if name in ("glue:figure", "figure"):
+            key = block.arg
+            label = block.options.get("name", "")
+            number = chapter.figures.get(label)
+            image = (chapter.figure_html(key) if name == "glue:figure"
+                     else f'<img src="{html.escape(key)}" alt="{html.escape(label)}">')
+            caption = chapter.inline(self.body(body))
+            head = f"**Fig. {number}.** " if number else ""
+            shown = (f'<div class="lmm-figure">\n\n{image}\n\n{head}{first_sentence(caption)}'
+                     '\n\n</div>')
+            return shown, caption
+        if name == "exercise":
+            self.exercise += 1
+            title = f": {chapter.inline(block.arg)}" if block.arg else ""
+            return (f"### Exercise {self.exercise}{title}\n\n"
+                    f'<div class="lmm-exercise">\n\n{chapter.inline(self.body(body))}\n\n</div>',
+                    "")
+        if name in ("glue:md", "glue:text", "glue"):
+            return chapter.glued(block.arg, markdown=True), ""
+        if name in ("code-cell", "raw", "only", "toctree", "bibliography"):
+            return None
+        # note, warning, tip, important, admonition, prf:*: a quoted box, shown
+        title = block.arg or name.split(":")[-1].capitalize()
+        inner = chapter.inline(self.body(body)).replace("\n", "\n> ")
+        return f"> **{chapter.inline(title)}.** {inner}", ""
+
+    def body(self, text: str) -> str:
+        """The markdown inside a directive, with its own display math and nested blocks."""
+        parts = []
+        for block in split_blocks(text):
+            if block.kind == "math":
+                parts.append(_math(block, self.chapter))
+            elif block.kind == "directive" and block.name == "math":
+                parts.append(_math(block, self.chapter))
+            elif block.kind == "heading":
+                parts.append(f"**{block.text}**")
+            elif block.kind in ("para", "list", "code"):
+                parts.append(block.text)
+            elif block.kind == "directive":
+                parts.append(self.body(block.text))
+        return "\n\n".join(parts)
+
+    # code -----------------------------------------------------------------------------------
+
+    def code(self, cell, kind: str | None) -> None:
+        if self.in_solution:
+            return
+        cell = copy.deepcopy(cell)
+        tags = set(cell.metadata.get("tags", []))
+        if "remove-cell" in tags:
+            return
+        cell.outputs = [o for o in cell.outputs
+                        if not o.get("metadata", {}).get("scrapbook")
+                        and o.get("name") != "stderr"]
+        if "remove-output" in tags:
+            cell.outputs = []
+        figure = any("image/png" in o.get("data", {}) for o in cell.outputs)
+        lines = len(cell.source.strip().split("\n"))
+        if kind is None:
+            visible = [o for o in cell.outputs if o.output_type != "stream" or o.text.strip()]
+            if figure:
+                kind = "subslide"
+                tags.add("hide-input")
+            elif visible and lines <= SHORT_CODE:
+                kind = "subslide"
+            else:
+                kind = "skip"
+        if kind == "skip":
+            return
+        if tags & {"hide-input", "remove-input"}:
+            cell.metadata["transient"] = {"remove_source": True}
+        cell.metadata["slideshow"] = {"slide_type": kind}
+        self.deck.flush("subslide")
+        self.deck.cells.append(cell)
+
+
+# ---- assets and the exporter ----------------------------------------------------------------
+
+def chapters_in_toc() -> list[Path]:
+    """Every notebook listed in _toc.yml, in the book's order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    found: list[Path] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if key in node and (ROOT / f"{node[key]}.ipynb").exists():
+                    found.append(ROOT / f"{node[key]}.ipynb")
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
+
+
+def install_reveal() -> Path:
+    """reveal.js at the version of slides/package-lock.json, installed once into _build."""
+    lock = json.loads((HERE / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/reveal.js"]["version"]
+    installed = CACHE / "node_modules" / "reveal.js"
+    manifest = installed / "package.json"
+    if not (manifest.exists() and json.loads(manifest.read_text())["version"] == version):
+        npm = shutil.which("npm")
+        if npm is None:
+            sys.exit("make slides needs npm (Node.js) to install reveal.js from the npm registry")
+        CACHE.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy2(HERE / name, CACHE / name)
+        # npm ci installs exactly the lock file's version and checks its integrity hash
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts",
+                        "--loglevel=error"], cwd=CACHE, check=True)
+    return installed
+
+
+def mathjax_folder() -> Path:
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or spec.origin is None:
+        sys.exit("sphinx-mathjax-offline (requirements.txt) is not installed")
+    return Path(spec.origin).parent / "static" / "mathjax"
+
+
+def copy_assets() -> None:
+    reveal = install_reveal()
+    target = OUT / "reveal.js"
+    for part in ("dist", "plugin/notes"):
+        shutil.copytree(reveal / part, target / part, dirs_exist_ok=True)
+    shutil.copy2(reveal / "LICENSE", target / "LICENSE")
+    shutil.copytree(mathjax_folder(), OUT / "mathjax", dirs_exist_ok=True)
+
+
+def exporter() -> SlidesExporter:
+    config = Config()
+    config.TemplateExporter.extra_template_basedirs = [str(HERE / "templates")]
+    config.SlidesExporter.template_name = "lmmbook"
+    config.SlidesExporter.reveal_url_prefix = "reveal.js"
+    config.SlidesExporter.reveal_theme = "white"  # "simple" imports fonts from a web service
+    config.SlidesExporter.reveal_transition = "none"
+    config.SlidesExporter.reveal_number = "c/t"
+    config.HTMLExporter.mathjax_url = "mathjax/tex-chtml.js"
+    config.HTMLExporter.exclude_anchor_links = True
+    return SlidesExporter(config=config)
+
+
+def book_title() -> str:
+    return yaml.safe_load((ROOT / "_config.yml").read_text()).get("title", "the book")
+
+
+def deck_notebook(path: Path, bib=None, titles=None):
+    """The notebook (cells with slide types) that nbconvert turns into the deck of `path`."""
+    nb = nbformat.read(path, as_version=4)
+    bib = read_bibliography(ROOT / "book" / "references.bib") if bib is None else bib
+    chapter = Chapter.read(nb, bib, page_titles() if titles is None else titles)
+    number = re.match(r"ch(\d+)", path.stem)
+    return Builder(nb, chapter, book_title(), int(number.group(1)) if number else None).build()
+
+
+def write_index(decks: list[tuple[Path, str]]) -> None:
+    items = "\n".join(f'<li><a href="{html.escape(p.name)}">{html.escape(t)}</a></li>'
+                      for p, t in decks)
+    title = html.escape(book_title())
+    (OUT / "index.html").write_text(
+        f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{title}: slides</title></head>\n<body>\n<h1>{title}: slides</h1>\n"
+        "<p>One deck per chapter. Arrow keys or space to move, <kbd>s</kbd> for the speaker "
+        "notes, <kbd>f</kbd> for full screen, <kbd>Esc</kbd> for an overview; add "
+        "<code>?print-pdf</code> to the address and print to get a PDF.</p>\n"
+        f"<ol>\n{items}\n</ol>\n</body></html>\n")
+
+
+def build(paths: list[Path]) -> list[Path]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    copy_assets()
+    bib = read_bibliography(ROOT / "book" / "references.bib")
+    titles = page_titles()
+    css = (HERE / "slides.css").read_text()
+    slides = exporter()
+    written, decks = [], []
+    for path in paths:
+        nb = deck_notebook(path, bib, titles)
+        body, _ = slides.from_notebook_node(
+            nb, resources={"metadata": {"name": titles.get(path.stem, path.stem)},
+                           "lmmbook_css": css})
+        target = OUT / f"{path.stem}.slides.html"
+        target.write_text(body)
+        written.append(target)
+        decks.append((target, titles.get(path.stem, path.stem)))
+        print(f"{target.relative_to(ROOT)}: {body.count('<section')} sections")
+    if len(paths) == len(chapters_in_toc()):
+        write_index(decks)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to turn into decks (default: every one in _toc.yml)")
+    args = parser.parse_args(argv)
+    paths = [p.resolve() for p in args.notebooks] or chapters_in_toc()
+    build(paths)
+    print(f"The decks are in {OUT.relative_to(ROOT)}: open index.html there in a browser.")
+
+
+if __name__ == "__main__":
+    main()

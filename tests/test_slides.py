@@ -1,0 +1,377 @@
+"""`make slides`: one reveal.js deck per chapter, without solutions, that works with no network.
+
+The rules of `slides/build.py` are checked on small made-up notebooks; the decks of the book are
+built once (a few seconds) and opened in headless Chromium with every host name unresolvable,
+like the book's pages in test_book.py: MathJax typeset the equations, every image decoded, reveal.js
+started, and nothing was requested from another host. The same check must fail on a copy of a deck
+whose MathJax comes from a CDN and on one with a broken figure.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+from browser_check import _page_requests, find_chromium
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "_build" / "slides"
+CDN_MATHJAX = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"
+
+_spec = importlib.util.spec_from_file_location("slides_build", ROOT / "slides" / "build.py")
+build = importlib.util.module_from_spec(_spec)
+sys.modules["slides_build"] = build  # dataclasses look their module up there
+_spec.loader.exec_module(build)
+
+CHAPTERS = build.chapters_in_toc()
+
+
+# ---- the rules, on made-up notebooks ----------------------------------------------------------
+
+def _notebook(*cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = list(cells)
+    return nb
+
+
+def _code(source, *outputs, slide_type=None):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.outputs = list(outputs)
+    if slide_type:
+        cell.metadata["slideshow"] = {"slide_type": slide_type}
+    return cell
+
+
+def _md(source, slide_type=None):
+    cell = nbformat.v4.new_markdown_cell(source)
+    if slide_type:
+        cell.metadata["slideshow"] = {"slide_type": slide_type}
+    return cell
+
+
+def _glue(name, text):
+    return nbformat.v4.new_output(
+        "display_data", data={f"{build.PREFIX}text/plain": text},
+        metadata={"scrapbook": {"name": name, "mime_prefix": build.PREFIX}})
+
+
+def _deck(nb, bib=None):
+    chapter = build.Chapter.read(nb, bib or {}, {"notation": "Notation"})
+    return build.Builder(nb, chapter, "The Book", 3).build()
+
+
+def _types(deck):
+    return [(c.cell_type, c.metadata["slideshow"]["slide_type"]) for c in deck.cells]
+
+
+def test_headings_start_slides_and_long_prose_goes_to_the_notes():
+    long = "A long paragraph of prose. " + "word " * 100
+    deck = _deck(_notebook(_md(f"# Title\n\n{long}\n\n## Part\n\nShort.\n\n### Sub\n\n{long}")))
+    assert _types(deck) == [("markdown", "slide"), ("markdown", "notes"),
+                            ("markdown", "slide"), ("markdown", "subslide"),
+                            ("markdown", "notes")]
+    title, notes, part, sub, sub_notes = (c.source for c in deck.cells)
+    assert title.startswith("# Title") and "*The Book*, chapter 3" in title
+    assert "A long paragraph of prose." in title and "word word" not in title  # topic sentence
+    assert "word word" in notes and part == "## Part\n\nShort."
+    assert sub == "### Sub\n\nA long paragraph of prose." and "word word" in sub_notes
+
+
+def test_solutions_never_reach_a_deck_whatever_their_metadata():
+    nb = _notebook(
+        _md("## Exercises\n\n```{exercise}\n:label: ex-a\n\nCompute $x$.\n```\n\n"
+            "```{solution-start} ex-a\n:class: dropdown\n```\n\nSECRET reasoning"),
+        _code("secret_answer = 42", nbformat.v4.new_output("stream", text="42\n"),
+              slide_type="slide"),
+        _md("SECRET markdown", slide_type="slide"),
+        _md("```{solution-end}\n```\n\nAfter the solution."),
+    )
+    text = json.dumps(_deck(nb))
+    assert "SECRET" not in text and "secret_answer" not in text
+    assert "Compute $x$." in text and "After the solution." in text
+    assert "### Exercise 1" in text
+
+
+def test_an_unclosed_solution_is_refused():
+    nb = _notebook(_md("```{solution-start} ex-a\n:class: dropdown\n```\n\ntext"))
+    with pytest.raises(ValueError, match="solution-start without its solution-end"):
+        _deck(nb)
+
+
+def test_an_unknown_slide_type_is_refused():
+    with pytest.raises(ValueError, match="cell 0: unknown slideshow.slide_type 'sldie'"):
+        _deck(_notebook(_md("# T", slide_type="sldie")))
+
+
+def test_myst_roles_are_resolved_from_the_notebook_and_the_bibliography():
+    nb = _notebook(
+        _md("# T\n\n$$\na = b\n$$ (eq-first)\n\n$$\nc = d\n$$ (eq-second)"),
+        _code("glue(...)", _glue("h2", "0.41234"), _glue("name", "'V11'")),
+        _md("By {eq}`eq-second`, h2 = {glue:text}`h2:.2f` for {glue:text}`name`; see "
+            "{cite:t}`Smith2001` and {cite}`Smith2001,Doe2003`, and the {doc}`notation` page."),
+    )
+    bib = {"Smith2001": ("Smith & Jones", "2001"), "Doe2003": ("Doe et al.", "2003")}
+    text = "\n".join(c.source for c in _deck(nb, bib).cells)
+    assert "a = b\n\\tag{1}" in text and "c = d\n\\tag{2}" in text
+    assert ("By (2), h2 = 0.41 for V11; see Smith & Jones (2001) and "
+            "(Smith & Jones 2001; Doe et al. 2003), and the Notation page.") in text
+
+
+def test_a_missing_glue_key_is_an_error():
+    with pytest.raises(KeyError, match="nothing glued under 'missing'"):
+        _deck(_notebook(_md("# T\n\nvalue {glue:text}`missing`")))
+
+
+def test_code_cells_by_default_and_by_metadata():
+    png = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=",
+                                                       "text/plain": "<Figure>"})
+    printed = nbformat.v4.new_output("stream", text="result\n")
+    long_source = "\n".join(f"x{i} = {i}" for i in range(30))
+    nb = _notebook(
+        _md("# T"),
+        _code("import numpy as np"),                           # no output: skipped
+        _code("print('result')", printed),                     # short with output: shown
+        _code(long_source, printed),                           # long: skipped
+        _code(long_source, png),                               # figure: shown, code hidden
+        _code(long_source, printed, slide_type="fragment"),    # chosen: shown as it says
+        _code("print('result')", printed, slide_type="skip"),  # chosen: skipped
+    )
+    deck = _deck(nb)
+    assert _types(deck) == [("markdown", "slide"), ("code", "subslide"), ("code", "subslide"),
+                            ("code", "fragment")]
+    assert not deck.cells[1].metadata.get("transient")
+    assert deck.cells[2].metadata["transient"] == {"remove_source": True}
+
+
+def test_every_notebook_in_the_toc_is_a_chapter_deck():
+    toc = (ROOT / "_toc.yml").read_text()
+    listed = [f for f in re.findall(r"(?:root|file):\s*(\S+)", toc)
+              if (ROOT / f"{f}.ipynb").exists()]
+    assert [str(p.relative_to(ROOT).with_suffix("")) for p in CHAPTERS] == listed
+    assert len(CHAPTERS) >= 11 and all(re.match(r"ch\d\d-", p.name) for p in CHAPTERS)
+
+
+# ---- the decks of the book ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def decks():
+    done = subprocess.run([sys.executable, str(ROOT / "slides" / "build.py")],
+                          capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0 and "npm" in done.stderr and not os.environ.get("CI"):
+        pytest.skip(f"reveal.js could not be installed with npm: {done.stderr[-300:]}")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return {p: OUT / f"{p.stem}.slides.html" for p in CHAPTERS}
+
+
+class _Text(HTMLParser):
+    """All text of a deck (slides and speaker notes), outside scripts and styles."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.skip = 0
+        self.parts = []
+
+    def handle_starttag(self, tag, attrs):
+        self.skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self.skip -= tag in ("script", "style") and self.skip > 0
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.parts.append(data)
+
+
+def _plain(text):
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _snippets(source):
+    """Runs of plain words (no math, markup or roles) long enough to be unmistakable."""
+    return [_plain(s) for s in re.findall(r"[A-Za-z][A-Za-z ,;'()-]{45,}", source)]
+
+
+def _solutions(path):
+    """Texts of the exercises and of their gated solutions (markdown and code) of a chapter;
+    a line of a solution that the chapter also has outside the solutions is left out."""
+    nb = nbformat.read(path, as_version=4)
+    exercises, solutions, outside, inside = [], [], [], False
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            lines = [_plain(line) for line in cell.source.split("\n") if len(line.strip()) > 30]
+            (solutions if inside else outside).extend(lines)
+            continue
+        for part in re.split(r"(```\{solution-(?:start|end)\}[^`]*```)", cell.source):
+            if part.startswith("```{solution-start}"):
+                inside = True
+            elif part.startswith("```{solution-end}"):
+                inside = False
+            elif inside:
+                solutions += _snippets(part)
+            else:
+                outside.append(_plain(part))
+                for exercise in re.findall(r"```\{exercise\}.*?```", part, re.S):
+                    exercises += _snippets(exercise)
+    elsewhere = " ".join(outside)
+    return exercises, [s for s in solutions if s not in elsewhere]
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_deck_has_the_exercises_and_no_solution(decks, notebook):
+    deck = decks[notebook]
+    parser = _Text()
+    parser.feed(deck.read_text())
+    text = _plain(" ".join(parser.parts))
+    exercises, solutions = _solutions(notebook)
+    assert exercises and solutions, "the chapter should have gated exercises"
+    # the same search finds the exercise statements: it would find a solution too
+    assert [s for s in exercises if s in text] == exercises
+    leaked = [s for s in solutions if s in text]
+    assert not leaked, f"solution text in {deck.name}: {leaked[:3]}"
+
+
+def test_decks_and_the_offline_assets_are_in_the_built_folder(decks):
+    assert all(deck.exists() for deck in decks.values())
+    for asset in ("reveal.js/dist/reveal.js", "reveal.js/dist/reveal.css",
+                  "reveal.js/dist/theme/white.css", "reveal.js/plugin/notes/notes.js",
+                  "mathjax/tex-chtml.js", "index.html"):
+        assert (OUT / asset).is_file(), asset
+    index = (OUT / "index.html").read_text()
+    assert all(deck.name in index for deck in decks.values())
+    for deck in decks.values():
+        page = deck.read_text()
+        sources = re.findall(r'<(?:script|link|img)\b[^>]*(?:src|href)="([^"]+)"', page)
+        assert sources and not [s for s in sources if re.match(r"(https?:)?//", s)], sources
+
+
+# ---- in a real browser --------------------------------------------------------------------
+
+PROBE = """<script>
+window.addEventListener('load', function () {
+  function report() {
+    var images = Array.prototype.slice.call(document.images);
+    var probe = document.createElement('div');
+    probe.id = 'slides-probe';
+    probe.setAttribute('data-math', document.querySelectorAll('mjx-container').length);
+    probe.setAttribute('data-images', images.length);
+    probe.setAttribute('data-decoded', images.filter(function (i) {
+      return i.complete && i.naturalWidth > 0; }).length);
+    var ready = typeof Reveal !== 'undefined' && Reveal.isReady();
+    probe.setAttribute('data-slides', ready ? Reveal.getTotalSlides() : -1);
+    document.body.appendChild(probe);
+  }
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(report, report);
+  } else {
+    report();
+  }
+});
+</script>
+"""
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    path = find_chromium()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed; .ci/run installs it (apt-get install chromium)")
+        pytest.skip("Chromium is not installed (apt-get install chromium); CI runs this check")
+    return path
+
+
+class _Rendered(HTMLParser):
+    """The probe's numbers and the visible text (outside scripts and typeset math)."""
+
+    HIDDEN = {"script", "style", "mjx-container"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.hidden = 0
+        self.text = []
+        self.probe = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id") == "slides-probe":
+            self.probe = {k[5:]: int(v) for k, v in attrs.items() if k.startswith("data-")}
+        self.hidden += tag in self.HIDDEN
+
+    def handle_endtag(self, tag):
+        self.hidden -= tag in self.HIDDEN and self.hidden > 0
+
+    def handle_data(self, data):
+        if not self.hidden:
+            self.text.append(data)
+
+
+def open_deck(deck, chromium, edit=None):
+    """Render a copy of `deck` (beside it, so its relative links hold) with the probe added."""
+    page = deck.read_text()
+    if edit is not None:
+        edited = edit(page)
+        assert edited != page, "the edit did not apply: the test would prove nothing"
+        page = edited
+    copy = deck.with_name(f"zz-probe-{deck.name}")
+    copy.write_text(page.replace("</body>", PROBE + "</body>", 1))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            net_log = Path(tmp) / "net.json"
+            done = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp}/profile", "--host-resolver-rules=MAP * ~NOTFOUND",
+                 f"--log-net-log={net_log}", "--net-log-capture-mode=Default",
+                 "--virtual-time-budget=15000", "--window-size=1280,900", "--dump-dom",
+                 copy.as_uri()],
+                capture_output=True, text=True, timeout=120, env=dict(os.environ, HOME=tmp))
+            assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-500:]
+            requests = _page_requests(net_log) if net_log.exists() else []
+    finally:
+        copy.unlink()
+    rendered = _Rendered()
+    rendered.feed(done.stdout)
+    outside = [u for u in requests if re.match(r"https?:", u)]
+    return rendered.probe, _plain(" ".join(rendered.text)), outside
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_every_deck_works_offline(decks, chromium, notebook):
+    deck = decks[notebook]
+    probe, text, outside = open_deck(deck, chromium)
+    assert probe, f"{deck.name}: the page did not finish loading"
+    assert not outside, f"{deck.name} requested {outside}"
+    assert probe["slides"] >= 15, f"{deck.name}: reveal.js shows {probe['slides']} slides"
+    assert probe["math"] > 30, f"{deck.name}: {probe['math']} typeset equations"
+    raw = [tex for tex in ("$$", "\\begin{", "\\mathbf{", "\\frac{") if tex in text]
+    assert not raw, f"{deck.name}: raw TeX left in the text: {raw}"
+    assert probe["images"] >= 1 and probe["decoded"] == probe["images"], probe
+
+
+@pytest.fixture(scope="session")
+def chapter_1(decks):
+    return decks[CHAPTERS[0]]
+
+
+def test_check_fails_when_mathjax_comes_from_a_cdn(chapter_1, chromium):
+    probe, text, outside = open_deck(chapter_1, chromium, lambda page: page.replace(
+        'src="mathjax/tex-chtml.js"', f'src="{CDN_MATHJAX}"'))
+    assert outside == [CDN_MATHJAX]
+    assert probe["math"] == 0 and "$$" in text
+
+
+def test_check_fails_when_a_figure_is_broken(chapter_1, chromium):
+    probe, _, _ = open_deck(chapter_1, chromium, lambda page: page.replace(
+        'src="data:image/png;base64,iVBORw0KGgo', 'src="data:image/png;base64,AAAA', 1))
+    assert probe["images"] >= 1 and probe["decoded"] == probe["images"] - 1
+
