@@ -691,6 +691,8 @@ def exporter() -> SlidesExporter:
     config.SlidesExporter.reveal_number = "c/t"
     config.HTMLExporter.mathjax_url = "mathjax/tex-chtml.js"
     config.HTMLExporter.exclude_anchor_links = True
+    config.TemplateExporter.exclude_input_prompt = True
+    config.TemplateExporter.exclude_output_prompt = True
     return SlidesExporter(config=config)
 
 
