@@ -59,30 +59,6 @@ def _centre_row(codes, i, a, b, w):
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def normal_setup(codes, rows, X, y, a, b):
-    """Over the listed rows r of the block (X, y given for those rows): W_r'X (m, q), W_r'y (m,)
-    and the diagonal of W_r'W_r (m,)."""
-    m = codes.shape[1]
-    q = X.shape[1]
-    wx = np.zeros((m, q))
-    wy = np.zeros(m)
-    diag = np.zeros(m)
-    w = np.empty(m)
-    for r in range(len(rows)):
-        _centre_row(codes, rows[r], a, b, w)
-        yr = y[r]
-        for j in range(m):
-            wj = w[j]
-            diag[j] += wj * wj
-            wy[j] += wj * yr
-        for j in range(m):
-            wj = w[j]
-            for t in range(q):
-                wx[j, t] += wj * X[r, t]
-    return wx, wy, diag
-
-
-@njit(cache=True, nogil=True, fastmath=_FAST)
 def normal_product(codes, rows, a, b, v):
     """W_r'(W_r v) over the listed rows r of the block: (m,)."""
     m = codes.shape[1]
@@ -111,3 +87,46 @@ def product(codes, a, b, v):
             s += w[j] * v[j]
         out[i] = s
     return out
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def normal_setup(codes, rows, X, y, a, b, size):
+    """Over the listed rows r of the block (X, y given for those rows): W_r'X (m, q), W_r'y (m,)
+    and the Gram matrices of the groups of ``size`` consecutive markers (G, size, size), the last
+    group padded with zero columns. Rows are taken four at a time, so that each Gram entry is
+    read and written once per four rows."""
+    m = codes.shape[1]
+    q = X.shape[1]
+    groups = (m + size - 1) // size
+    width = groups * size
+    wx = np.zeros((m, q))
+    wy = np.zeros(m)
+    grams = np.zeros((groups, size, size))
+    w = np.zeros((4, width))
+    n_rows = len(rows)
+    for start in range(0, n_rows, 4):
+        t = min(4, n_rows - start)
+        for k in range(4):
+            if k < t:
+                i = rows[start + k]
+                for j in range(m):
+                    c = codes[i, j]
+                    w[k, j] = a[j] * c + b[j] if c >= 0 else 0.0
+                yk = y[start + k]
+                for j in range(m):
+                    wy[j] += w[k, j] * yk
+                    for s in range(q):
+                        wx[j, s] += w[k, j] * X[start + k, s]
+            else:
+                w[k, :] = 0.0
+        for g in range(groups):
+            o = g * size
+            for u in range(size):
+                w0 = w[0, o + u]
+                w1 = w[1, o + u]
+                w2 = w[2, o + u]
+                w3 = w[3, o + u]
+                for v in range(size):
+                    grams[g, u, v] += (w0 * w[0, o + v] + w1 * w[1, o + v]
+                                       + w2 * w[2, o + v] + w3 * w[3, o + v])
+    return wx, wy, grams

@@ -2,6 +2,8 @@
 against the dense matrix, on PLINK filesets written by bed-reader's to_bed (odd sizes, missing
 calls, several chunk sizes)."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -185,6 +187,18 @@ def test_pcg_is_the_same_for_every_chunk_size_and_cache(tmp_path, chunk):
         np.testing.assert_array_equal(fit.gebv, fits[0].gebv)  # same sums in the same order
 
 
+@pytest.mark.parametrize("block_size", [1, 5, 64])
+def test_every_preconditioner_block_size_gives_the_same_solution(block_size):
+    M = random_genotypes(45, 131, seed=22)  # 131 markers: the last group is padded
+    y, X = phenotypes(45, seed=23)
+    b, alpha, gebv = dense_marker_mme(y, X, M, 0.01, 1.0)
+    engine = chunked.BlockEngine(M, chunk=10)
+    sol = chunked.solve_snp_blup(engine, y, X, 100.0, block_size=block_size)
+    assert_close(sol.alpha, alpha, "alpha")
+    assert_close(sol.gebv, gebv, "gebv")
+    assert_close(sol.b, b, "b")
+
+
 def test_pcg_joins_phenotypes_by_id_and_takes_given_frequencies(tmp_path):
     M = random_genotypes(61, 29, seed=10)
     y, X = phenotypes(61, seed=11)
@@ -245,7 +259,7 @@ def test_pcg_reports_through_logging_and_prints_nothing(tmp_path, caplog, capsys
 
 
 def test_pcg_refusals(tmp_path):
-    M = random_genotypes(30, 12, seed=18)
+    M = random_genotypes(30, 150, seed=18)  # more markers than one preconditioner block
     y, X = phenotypes(30, seed=19)
     lazy = lmmbook.read_plink(write_bed(tmp_path / "g.bed", M), chunks=8)
     with pytest.raises(InputError, match="the PCG solver needs sigma2_alpha and sigma2_e"):
@@ -258,3 +272,37 @@ def test_pcg_refusals(tmp_path):
         lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.1, sigma2_e=1.0, maxiter=1)
     with pytest.raises(InputError, match="y has 29 entries but M has 30"):
         lmmbook.snp_blup(y[:29], X[:29], lazy, sigma2_alpha=0.1, sigma2_e=1.0)
+
+
+@pytest.mark.cluster
+def test_pcg_on_a_local_cluster_equals_the_local_run(tmp_path):
+    """The same call with a dask.distributed client active: the blocks are read from the .bed and
+    multiplied on two worker processes, and the result is the local one (the same sums in the
+    same order). The cluster is closed by the context managers, also on failure."""
+    distributed = pytest.importorskip("distributed")
+    M = random_genotypes(97, 45, seed=20)
+    y, X = phenotypes(97, seed=21)
+    lazy = lmmbook.read_plink(write_bed(tmp_path / "g.bed", M), chunks=20)
+    new = lmmbook.read_plink(write_bed(tmp_path / "new.bed", M[:30]), chunks=7)
+    local = lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.02, sigma2_e=1.0, cache_bytes=45 * 40)
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster) as client, \
+            distributed.get_task_stream(client) as stream:
+        remote = lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.02, sigma2_e=1.0,
+                                  cache_bytes=45 * 40)
+        predicted = remote.predict(new)
+        workers = set(client.scheduler_info()["workers"])
+    ran = {}
+    for task in stream.data:
+        name = task["key"][0] if isinstance(task["key"], tuple) else task["key"]
+        ran.setdefault(name.split("-")[0], set()).add(task["worker"])
+    assert ran["_bed_codes"] <= workers and ran["normal_product"] <= workers
+    assert len(ran["normal_product"]) == 2  # both workers did products
+    for field in ("b", "alpha", "gebv"):
+        np.testing.assert_allclose(getattr(remote, field), getattr(local, field), rtol=0,
+                                   atol=1e-13)
+    assert remote.iterations == local.iterations
+    np.testing.assert_allclose(predicted, local.predict(M[:30]), rtol=0, atol=1e-12)
+    b, alpha, gebv = dense_marker_mme(y, X, M, 0.02, 1.0)
+    assert_close(remote.gebv, gebv, "gebv")
