@@ -375,3 +375,21 @@ def test_check_fails_when_a_figure_is_broken(chapter_1, chromium):
         'src="data:image/png;base64,iVBORw0KGgo', 'src="data:image/png;base64,AAAA', 1))
     assert probe["images"] >= 1 and probe["decoded"] == probe["images"] - 1
 
+
+
+def test_a_deck_prints_one_page_per_slide(decks, chromium):
+    """`?print-pdf` is how a lecturer gets a handout: a page per slide, not the scrolling text."""
+    deck = decks[CHAPTERS[6]] if len(CHAPTERS) > 6 else decks[CHAPTERS[0]]
+    sections = deck.read_text().count("<section")
+    with tempfile.TemporaryDirectory() as tmp:
+        pdf = Path(tmp) / "deck.pdf"
+        done = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             f"--user-data-dir={tmp}/profile", "--host-resolver-rules=MAP * ~NOTFOUND",
+             "--virtual-time-budget=15000", "--no-pdf-header-footer",
+             f"--print-to-pdf={pdf}", deck.as_uri() + "?print-pdf"],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ, HOME=tmp))
+        assert done.returncode == 0 and pdf.exists(), done.stderr[-500:]
+        pages = len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes()))
+    assert 15 <= pages <= 2 * sections, f"{pages} pages for {sections} sections"
