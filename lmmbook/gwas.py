@@ -70,12 +70,15 @@ def gwas(
 
     Parameters
     ----------
-    fit : GBLUPResult
-        A :func:`lmmbook.gblup` fit whose G is ``genomic_relationship(M, allele_freq=...)``.
+    fit : GBLUPResult or SSGBLUPResult
+        A :func:`lmmbook.gblup` fit whose G is ``genomic_relationship(M, allele_freq=...)``, or
+        an :func:`lmmbook.ssgblup` fit ("From a single-step fit" in the Notes).
     M : (q, m) array_like, pandas.DataFrame or GenotypeData
         The genotypes G was built from (0/1/2, NaN for a missing call), rows in the order of G.
         A DataFrame's columns name the markers; a reader's result (:func:`lmmbook.read_plink`)
-        also gives their chromosome and position.
+        also gives their chromosome and position. After ssgblup, the genotypes it was given:
+        joined to its genotyped animals by ID (a DataFrame's index, a reader's IDs), an array
+        in the order of the rows given to ssgblup.
     method : {"backsolve", "single_marker"}, optional
         "backsolve": the back-solved effects alpha_hat and their sampling standard errors
         (Gualdron Duarte et al. 2014). "single_marker": each marker as a fixed effect, the GLS of
@@ -115,6 +118,11 @@ def gwas(
         eigendecomposition is not that of W_o W_o' / c); ``window`` is not a
         whole number >= 1 nor a length such as "1Mb"; a length without marker positions; a map
         whose chromosomes are not contiguous or whose positions decrease within a chromosome.
+        After ssgblup: ``method="single_marker"``, an APY fit, tau or omega other than 1, more
+        than ``lmmbook.mme.PEV_AUTO_MAX_LEVELS`` animals, or MME rebuilt from M that the fit's
+        solution does not solve (other genotypes, frequencies or animals).
+    UnknownIdError
+        After ssgblup: M has a row for an animal that the fit did not genotype.
 
     Notes
     -----
@@ -167,6 +175,34 @@ def gwas(
     W alpha_hat, which equals the fit's u to 1e-6 relative (checked), so the sum is 1 to
     round-off. When sigma2_u = 0 every part is 0 and ``variance_pct`` and ``share`` are NaN.
 
+    From a single-step fit (Aguilar et al. 2019, Genet. Sel. Evol. 51:28). With ssgblup's
+    G_t = chi_0 11' + chi_1 [(1 - beta) W W' / c + beta A22] (chapter 9, eq-tuning), the values
+    of the genotyped animals are u_2 = 1 mu_2 + W alpha + a polygenic part, with
+    alpha ~ N(0, sigma2_u k I), k = chi_1 (1 - beta) / c, so Cov(alpha, u_2) = sigma2_u k W'. The
+    records depend on alpha only through u_2 (the ungenotyped are u_1 = A12 A22^-1 u_2 +
+    epsilon_1, chapter 9, eq-conditional), hence the BLUP of alpha and its sampling variance
+
+        alpha_hat = k W' G_t^-1 u_hat_2,
+        Var(alpha_hat) = k^2 W' G_t^-1 (sigma2_u G_t - PEV_22) G_t^-1 W,
+
+    since Var(u_hat_2) = Var(u_2) - Var(u_2 - u_hat_2) for a BLUP, with PEV_22 = sigma2_e
+    (C^-1)_22 the block of the genotyped animals in the inverse of the MME's coefficient matrix
+    C. The inverse is that of the G_t ssgblup used, blended and tuned (without either, k = 1/c,
+    Aguilar et al.'s formula); k sets the effects' scale and cancels in z. The MME are rebuilt
+    from M and the fit (which keeps its pedigree, X, y, genotyped IDs and frequencies) and
+    factorised (sparse LU); the fit's solution must solve them (relative residual 1e-8, or ten
+    times a PCG fit's last one), which refuses other genotypes or frequencies. u_hat_2 and the
+    n_g columns of PEV_22 come from that factorisation (a PCG fit gives the direct result), for
+    pedigrees of up to ``lmmbook.mme.PEV_AUTO_MAX_LEVELS`` animals; then O(n_g^2 m) for the
+    markers. Refused: an APY fit (G_APY is not W W' / c outside the core, and where PEV_22 is
+    affordable APY is not needed); tau or omega other than 1 (u_2's prior precision is then
+    tau G_t^-1 + (1 - omega) A22^-1, the variance of no marker model); "single_marker" (the
+    ungenotyped have no genotypes to test). Var(alpha_hat_k) = 0 (NaN) when H_o2 G_t^-1 w_k, the
+    marker as the recorded animals carry it (the ungenotyped through A12 A22^-1), lies in the
+    span of X_o, e.g. a marker constant over the records when all recorded animals are
+    genotyped. With every animal genotyped and G neither blended nor tuned, ssGBLUP is GBLUP
+    and so are these p-values. Windows are those of W alpha_hat, the marker part of u_hat_2.
+
     Examples
     --------
     >>> import numpy as np, lmmbook
@@ -186,6 +222,9 @@ def gwas(
     >>> len(res.windows), round(float(res.windows["share"].sum()), 10)
     (6, 1.0)
     """
+    from ._gwas_singlestep import SSGBLUPResult, ssgwas  # imports this module's helpers
+    if isinstance(fit, SSGBLUPResult):  # Aguilar et al. (2019): lmmbook/_gwas_singlestep.py
+        return ssgwas(fit, M, method=method, window=window, allele_freq=allele_freq)
     if method not in ("backsolve", "single_marker"):
         raise InputError(f"method must be 'backsolve' or 'single_marker', got {method!r}.")
     size = None if window is None else _window_size(window)

@@ -533,6 +533,19 @@ class SSGBLUPResult:
         PCG iterations.
     residuals : ndarray or None
         PCG relative residuals, one per iteration.
+    tau, omega : float
+        The weights of G_t^-1 and A22^-1 in H^-1.
+    genotype_ids : (n_g,) ndarray or None
+        The genotyped animals in the order of the rows of M.
+    allele_freq : (m,) ndarray or None
+        The allele frequencies G was centred with.
+    pedigree : Pedigree or None
+    X : (n, p) ndarray or None
+        The fixed effects in ``ids`` order.
+    y : (n,) ndarray or None
+        The records in ``ids`` order, NaN for an animal without one. With ``pedigree``, ``X``,
+        ``genotype_ids`` and ``allele_freq``, what :func:`lmmbook.gwas` needs to rebuild the MME
+        and the PEV covariances of the genotyped animals.
     """
 
     b: np.ndarray
@@ -555,6 +568,13 @@ class SSGBLUPResult:
     method: str
     n_iter: int | None
     residuals: np.ndarray | None
+    tau: float = 1.0
+    omega: float = 1.0
+    genotype_ids: np.ndarray | None = None
+    allele_freq: np.ndarray | None = None
+    pedigree: Pedigree | None = None
+    X: np.ndarray | None = None
+    y: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """GEBV, genotyped flag (and PEV, reliability when computed) indexed by ID."""
@@ -717,7 +737,10 @@ def ssgblup(
         blend=parts.blend, core=None if core is None else frozen(g_ids[parts.apy.core]),
         correlations=parts.correlations, fixed_names=frozen(fixed_names),
         n_obs=int(observed.sum()), estimated=sigma2_u is None, loglik=float(loglik),
-        method=method, n_iter=n_iter, residuals=frozen(residuals),
+        method=method, n_iter=n_iter, residuals=frozen(residuals), tau=float(tau),
+        omega=float(omega), genotype_ids=frozen(g_ids), pedigree=pedigree, X=frozen(X_all),
+        y=frozen(y_all), allele_freq=frozen(geno.allele_freq if allele_freq is None else
+                                            markers._frequencies(allele_freq, geno.M.shape[1])),
     )
 
 
