@@ -213,7 +213,7 @@ class Chapter:
     sections: dict[str, str] = field(default_factory=dict)
     bib: dict[str, tuple[str, str]] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)
-    exercise_count: int = 0
+    elsewhere: dict[str, int] = field(default_factory=dict)  # equations of the other chapters
 
     @classmethod
     def read(cls, nb, bib, titles) -> Chapter:
@@ -279,8 +279,8 @@ class Chapter:
     def reference(self, role: str, content: str) -> str:
         titled = TITLED.match(content)
         text, label = (titled.group(1), titled.group(2)) if titled else ("", content)
-        if role == "eq":
-            number = self.equations.get(label)
+        if role == "eq":  # numbered as on the book's page of the chapter that has it
+            number = self.equations.get(label) or self.elsewhere.get(label)
             return f"({number})" if number else f"({label})"
         if role == "doc":
             return text or self.titles.get(Path(label).name, label)
@@ -700,11 +700,20 @@ def book_title() -> str:
     return yaml.safe_load((ROOT / "_config.yml").read_text()).get("title", "the book")
 
 
-def deck_notebook(path: Path, bib=None, titles=None):
+def book_equations() -> dict[str, int]:
+    """The number of every labelled equation of the book, on its own chapter's page."""
+    numbers: dict[str, int] = {}
+    for path in chapters_in_toc():
+        numbers.update(Chapter.read(nbformat.read(path, as_version=4), {}, {}).equations)
+    return numbers
+
+
+def deck_notebook(path: Path, bib=None, titles=None, equations=None):
     """The notebook (cells with slide types) that nbconvert turns into the deck of `path`."""
     nb = nbformat.read(path, as_version=4)
     bib = read_bibliography(ROOT / "book" / "references.bib") if bib is None else bib
     chapter = Chapter.read(nb, bib, page_titles() if titles is None else titles)
+    chapter.elsewhere = book_equations() if equations is None else equations
     number = re.match(r"ch(\d+)", path.stem)
     return Builder(nb, chapter, book_title(), int(number.group(1)) if number else None).build()
 
@@ -727,11 +736,12 @@ def build(paths: list[Path]) -> list[Path]:
     copy_assets()
     bib = read_bibliography(ROOT / "book" / "references.bib")
     titles = page_titles()
+    equations = book_equations()
     css = (HERE / "slides.css").read_text()
     slides = exporter()
     written, decks = [], []
     for path in paths:
-        nb = deck_notebook(path, bib, titles)
+        nb = deck_notebook(path, bib, titles, equations)
         body, _ = slides.from_notebook_node(
             nb, resources={"metadata": {"name": titles.get(path.stem, path.stem)},
                            "lmmbook_css": css})
