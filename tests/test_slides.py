@@ -255,6 +255,7 @@ def test_decks_and_the_offline_assets_are_in_the_built_folder(decks):
         page = deck.read_text()
         sources = re.findall(r'<(?:script|link|img)\b[^>]*(?:src|href)="([^"]+)"', page)
         assert sources and not [s for s in sources if re.match(r"(https?:)?//", s)], sources
+        assert page.count('<aside class="notes">') >= 5  # the chapter's prose, for the lecturer
 
 
 # ---- in a real browser --------------------------------------------------------------------
