@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -350,10 +351,18 @@ def open_deck(deck, chromium, edit=None):
     return rendered.probe, _plain(" ".join(rendered.text)), outside
 
 
+@pytest.fixture(scope="session")
+def rendered(decks, chromium):
+    """Every deck rendered once, two Chromiums at a time (the CI machine has two cores)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {nb: pool.submit(open_deck, deck, chromium) for nb, deck in decks.items()}
+        return {nb: future.result() for nb, future in futures.items()}
+
+
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
-def test_every_deck_works_offline(decks, chromium, notebook):
+def test_every_deck_works_offline(decks, rendered, notebook):
     deck = decks[notebook]
-    probe, text, outside = open_deck(deck, chromium)
+    probe, text, outside = rendered[notebook]
     assert probe, f"{deck.name}: the page did not finish loading"
     assert not outside, f"{deck.name} requested {outside}"
     assert probe["slides"] >= 15, f"{deck.name}: reveal.js shows {probe['slides']} slides"
