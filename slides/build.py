@@ -741,7 +741,13 @@ def build(paths: list[Path]) -> list[Path]:
     slides = exporter()
     written, decks = [], []
     for path in paths:
-        nb = deck_notebook(path, bib, titles, equations)
+        try:
+            nb = deck_notebook(path, bib, titles, equations)
+        except KeyError as error:  # a glue key: the stored outputs are older than the text
+            sys.exit(f"{path.relative_to(ROOT)}: {error.args[0]} (glued values come from the "
+                     "stored outputs: execute the notebook, make execute)")
+        except ValueError as error:
+            sys.exit(f"{path.relative_to(ROOT)}: {error}")
         body, _ = slides.from_notebook_node(
             nb, resources={"metadata": {"name": titles.get(path.stem, path.stem)},
                            "lmmbook_css": css})
