@@ -432,17 +432,18 @@ def test_markers_streamed_in_blocks_give_the_one_block_result(monkeypatch, keep)
 
 
 def test_no_copy_of_the_markers(monkeypatch):
-    """Blocks of 256 markers: what gwas allocates (tracemalloc sees NumPy's arrays) stays far
-    below one copy of the 300 x 12,000 float64 markers (29 MB): 0.13 and 0.15 of it with and
-    without the kept rotation (measured; a few blocks of 300 x 256 and the n x n rotation), so
-    a quarter allows for change; an n x m copy (W, W_o, as in back-solving) would exceed it."""
+    """Blocks of 128 markers: what gwas allocates (tracemalloc sees NumPy's arrays) stays far
+    below one copy of the 300 x 8000 float64 markers (19 MB): 0.11 and 0.15 of it with and
+    without the kept rotation (measured; a few blocks of 300 x 128, the n x n rotation, the
+    result's m rows), so a quarter allows for change; an n x m copy (W, W_o, as in
+    back-solving before) would exceed it alone."""
     rng = np.random.default_rng(41)
-    M = rng.binomial(2, rng.uniform(0.05, 0.95, 12_000), size=(300, 12_000)).astype(float)
+    M = rng.binomial(2, rng.uniform(0.05, 0.95, 8000), size=(300, 8000)).astype(float)
     y = M[:, 10] - M[:, 10].mean() + rng.normal(0, 1, 300)
     y[::7] = np.nan
     X = np.ones((300, 1))
     G = lmmbook.genomic_relationship(M)
-    monkeypatch.setattr(gwas_module, "_CHUNK", 256)
+    monkeypatch.setattr(gwas_module, "_CHUNK", 128)
     for keep in (True, False):
         fit = lmmbook.gblup(y, X, G, keep_rotation=keep)
         lmmbook.gwas(fit, M, window=100)  # warm up (numba's first calls)
