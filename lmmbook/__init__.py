@@ -4,7 +4,10 @@ Each public name mirrors a symbol or a step of the book; the chapter and equatio
 cited in its docstring.
 """
 
-from . import datasets  # lmmbook.datasets.mice() after a plain `import lmmbook`
+from . import (
+    chunked,  # streamed genotypes: lmmbook.chunked.frequencies(...)
+    datasets,  # lmmbook.datasets.mice() after a plain `import lmmbook`
+)
 from .crossval import CVResult, cross_validate, forward_split, kfold
 from .design import Incidence, fixed_design, incidence
 from .errors import (
@@ -60,6 +63,7 @@ __version__ = "0.5.0"
 
 __all__ = [
     "datasets",
+    "chunked",
     "APYInverse",
     "H_inverse",
     "SSGBLUPResult",

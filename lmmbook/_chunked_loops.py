@@ -60,17 +60,30 @@ def _centre_row(codes, i, a, b, w):
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
 def normal_product(codes, rows, a, b, v):
-    """W_r'(W_r v) over the listed rows r of the block: (m,)."""
+    """W_r'(W_r v) over the listed rows r of the block: (m,). Rows are taken four at a time: one
+    sweep over v gives four dot products, one sweep over the output adds four rows."""
     m = codes.shape[1]
     out = np.zeros(m)
-    w = np.empty(m)
-    for r in range(len(rows)):
-        _centre_row(codes, rows[r], a, b, w)
-        s = 0.0
+    w = np.zeros((4, m))
+    n_rows = len(rows)
+    for start in range(0, n_rows, 4):
+        t = min(4, n_rows - start)
+        for k in range(t):
+            _centre_row(codes, rows[start + k], a, b, w[k])
+        for k in range(t, 4):
+            w[k, :] = 0.0
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
         for j in range(m):
-            s += w[j] * v[j]
+            vj = v[j]
+            s0 += w[0, j] * vj
+            s1 += w[1, j] * vj
+            s2 += w[2, j] * vj
+            s3 += w[3, j] * vj
         for j in range(m):
-            out[j] += w[j] * s
+            out[j] += w[0, j] * s0 + w[1, j] * s1 + w[2, j] * s2 + w[3, j] * s3
     return out
 
 
