@@ -9,20 +9,26 @@ from the folder, or from a USB stick in a lecture hall without a network, needs 
 What becomes a slide. A cell's ``slideshow.slide_type`` metadata (Jupyter's "Slide Type": slide,
 subslide, fragment, -, notes, skip) is obeyed. A cell without it gets a default:
 
-- markdown is cut at its headings: ``#`` and ``##`` start a slide, ``###`` and deeper a subslide.
-  Display equations, lists, short paragraphs (up to ``SHORT`` characters), warnings and exercise
-  statements are shown; longer prose and the margin notes become the speaker notes (press ``s``);
-  a glued figure gets a subslide of its own with the first sentence of its caption. A slide whose
-  content would not fit is continued on a subslide;
+- markdown is cut at its headings: ``#`` and ``##`` start a slide, ``###`` and deeper a subslide
+  (a heading straight under its parent shares the parent's slide). Display equations, lists,
+  short paragraphs (up to ``SHORT`` characters), warnings and exercise statements are shown;
+  longer prose and the margin notes become the speaker notes (press ``s``), and the first sentence
+  of a section's long first paragraph stays on the slide as its lead. A glued figure gets a
+  subslide of its own with the first sentence of its caption. A slide whose content would not fit
+  (about ``BUDGET`` lines) is continued on a subslide;
 - a code cell with a figure shows the figure (its code hidden); a short code cell (up to
   ``SHORT_CODE`` lines) with a visible output is shown, code and output, on a subslide; the other
-  code cells (setup, glue-only, long computations) are skipped.
+  code cells (setup, glue-only, long computations) are skipped. Jupyter Book's tags
+  ``remove-cell``, ``remove-input``/``hide-input`` and ``remove-output`` are obeyed too.
+
+A cell with metadata is taken whole (its markdown is not cut at headings or sent to the notes).
 
 Exercise solutions never reach a deck: everything between ``solution-start`` and ``solution-end``,
 markdown and code, is dropped whatever its metadata says. MyST roles and directives, which
 nbconvert does not know, are resolved here: glued numbers and figures from the stored outputs,
-equation, figure and exercise numbers as on the book's page, ``{cite}`` as author-year from
-``book/references.bib``.
+equation, figure and exercise numbers as on the book's page (an equation of another chapter with
+its number there), ``{cite}`` as author-year from ``book/references.bib``. A glue key that the
+stored outputs lack stops the build, as it stops the book's.
 
 Usage: ``python slides/build.py [NOTEBOOK ...]`` (default: every notebook in ``_toc.yml``).
 """
