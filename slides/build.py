@@ -495,6 +495,8 @@ class Builder:
                 continue
             visible, note = rendered
             if kind is not None:  # the cell's own slide type: the whole cell as one piece
+                if block.kind in ("para", "list", "code"):
+                    visible, note = visible or note, ""
                 if visible:
                     explicit.append(visible)
                 if note:

@@ -87,6 +87,18 @@ def test_headings_start_slides_and_long_prose_goes_to_the_notes():
     assert sub == "### Sub\n\nA long paragraph of prose." and "word word" in sub_notes
 
 
+def test_a_markdown_cell_with_metadata_is_taken_whole():
+    long = "A long paragraph of prose. " + "word " * 100
+    nb = _notebook(_md("# T"), _md(f"## Part\n\n{long}\n\n### Sub\n\n$$\nx\n$$",
+                                   slide_type="fragment"),
+                   _md("```{margin}\nFor R users\n```\n\nText.", slide_type="subslide"))
+    deck = _deck(nb)
+    assert _types(deck) == [("markdown", "slide"), ("markdown", "fragment"),
+                            ("markdown", "notes"), ("markdown", "subslide")]
+    assert deck.cells[1].source == f"## Part\n\n{long}\n\n### Sub\n\n$$\nx\n$$"
+    assert deck.cells[2].source == "For R users" and deck.cells[3].source == "Text."
+
+
 def test_solutions_never_reach_a_deck_whatever_their_metadata():
     nb = _notebook(
         _md("## Exercises\n\n```{exercise}\n:label: ex-a\n\nCompute $x$.\n```\n\n"
