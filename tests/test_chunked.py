@@ -60,6 +60,20 @@ def test_blocks_of_a_dense_matrix(chunk):
     assert not chunked.is_chunked(M)
 
 
+def test_blocks_frequencies_and_products_of_a_dask_array():
+    da = pytest.importorskip("dask.array")
+    M = random_genotypes(29, 11, seed=6)
+    lazy = da.from_array(M, chunks=(8, 4))  # blocks of columns too: rows are stacked whole
+    assert chunked.is_chunked(lazy) and chunked.shape_of(lazy) == (29, 11)
+    parts = [b for _, b in chunked.blocks(lazy)]
+    assert [len(b) for b in parts] == [8, 8, 8, 5]
+    np.testing.assert_array_equal(np.vstack(parts), M)
+    p = chunked.frequencies(lazy)
+    np.testing.assert_allclose(p, np.nanmean(M, axis=0) / 2, rtol=1e-14)
+    v = np.arange(11.0)
+    np.testing.assert_allclose(chunked.matvec(lazy, v, p), center(M) @ v, rtol=1e-12)
+
+
 def test_frequencies_in_one_pass_equal_the_dense_ones(fileset):
     M, lazy = fileset
     expected = np.nanmean(M, axis=0) / 2
