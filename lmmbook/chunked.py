@@ -226,8 +226,10 @@ def rmatvec(genotypes: Any, u: Any, p: Any, *, scale: Any = None,
 
 # ------------------------------------------------------------------ blocks as tasks (dask)
 
-def _bed_codes(bed: str, n: int, m: int, start: int, stop: int) -> np.ndarray:
-    """Rows start:stop of a .bed as int8 codes (-127 missing), read where the task runs."""
+def _bed_codes(bed: str, n: int, m: int, start: int, stop: int, version: tuple) -> np.ndarray:
+    """Rows start:stop of a .bed as int8 codes (-127 missing), read where the task runs.
+    ``version`` (the file's size and modification time) makes the task's key change with the
+    file, so that a cluster never serves blocks of an older file of the same name."""
     from bed_reader import open_bed
 
     with open_bed(bed, iid_count=n, sid_count=m) as reader:
@@ -262,8 +264,8 @@ class BlockEngine:
     With a ``dask.distributed`` client active, every task runs on the cluster's workers: a block
     of a .bed is read by the worker that uses it, and the blocks kept in memory (``cache_bytes``)
     stay on the workers. Without one, the same tasks run in threads of this process (the compiled
-    loops release the GIL). The results come back in the order of the blocks and are summed here,
-    in that order, so the result does not depend on where the tasks ran.
+    loops release the GIL). Sums over the blocks are added in one fixed tree of tasks, so the
+    result does not depend on where, or in which order, the tasks ran.
 
     Parameters
     ----------
@@ -286,7 +288,10 @@ class BlockEngine:
         n, m = self.shape
         if _is_plink_chunks(genotypes):
             starts = [genotypes.rows(i).start for i in range(len(genotypes))] + [n]
-            self.tasks = [dask.delayed(_bed_codes, pure=True)(str(genotypes.bed), n, m, a, b)
+            stat = os.stat(genotypes.bed)
+            version = (stat.st_size, stat.st_mtime_ns)
+            self.tasks = [dask.delayed(_bed_codes, pure=True)(str(genotypes.bed), n, m, a, b,
+                                                              version)
                           for a, b in zip(starts[:-1], starts[1:], strict=True)]
         elif _is_dask(genotypes):
             arr = genotypes if genotypes.numblocks[1] == 1 else genotypes.rechunk({1: -1})
