@@ -26,8 +26,8 @@ A cell with metadata is taken whole (its markdown is not cut at headings or sent
 Exercise solutions never reach a deck: everything between ``solution-start`` and ``solution-end``,
 markdown and code, is dropped whatever its metadata says. MyST roles and directives, which
 nbconvert does not know, are resolved here: glued numbers and figures from the stored outputs,
-equation, figure and exercise numbers as on the book's page (an equation of another chapter with
-its number there), ``{cite}`` as author-year from ``book/references.bib``. A glue key that the
+equation, figure and exercise numbers as in the book (which numbers them through all chapters),
+``{cite}`` as author-year from ``book/references.bib``. A glue key that the
 stored outputs lack stops the build, as it stops the book's.
 
 Usage: ``python slides/build.py [NOTEBOOK ...]`` (default: every notebook in ``_toc.yml``).
@@ -220,10 +220,14 @@ class Chapter:
     bib: dict[str, tuple[str, str]] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)
     elsewhere: dict[str, int] = field(default_factory=dict)  # equations of the other chapters
+    first_exercise: int = 1
 
     @classmethod
-    def read(cls, nb, bib, titles) -> Chapter:
-        chapter = cls(bib=bib, titles=titles)
+    def read(cls, nb, bib, titles, before: tuple[int, int, int] = (0, 0, 0)) -> Chapter:
+        """`before`: the equations, figures and exercises of the book's earlier chapters, which
+        the book numbers on (its numbers run through the whole book)."""
+        chapter = cls(bib=bib, titles=titles, first_exercise=before[2] + 1)
+        n_eq, n_fig, n_ex = before
         for cell in nb.cells:
             if cell.cell_type == "code":
                 for output in cell.get("outputs", []):
@@ -243,16 +247,19 @@ class Chapter:
                 if block.kind == "heading" and pending:
                     chapter.sections[pending] = block.text
                 elif block.kind == "math" and block.label:
-                    chapter.equations[block.label] = len(chapter.equations) + 1
+                    n_eq += 1
+                    chapter.equations[block.label] = n_eq
                 elif block.kind == "directive":
                     label = block.options.get("label") or block.options.get("name")
                     if block.name == "math" and label:
-                        chapter.equations[label] = len(chapter.equations) + 1
-                    elif block.name in ("glue:figure", "figure") and label:
-                        chapter.figures[label] = len(chapter.figures) + 1
+                        n_eq += 1
+                        chapter.equations[label] = n_eq
+                    elif block.name in ("glue:figure", "figure"):
+                        n_fig += 1
+                        chapter.figures[label or f"_figure{n_fig}"] = n_fig
                     elif block.name == "exercise":
-                        number = len(chapter.exercises) + 1
-                        chapter.exercises[label or f"_exercise{number}"] = number
+                        n_ex += 1
+                        chapter.exercises[label or f"_exercise{n_ex}"] = n_ex
                 pending = None
         return chapter
 
@@ -451,7 +458,7 @@ class Builder:
         self.deck = Deck(chapter)
         self.title = title
         self.in_solution = False
-        self.exercise = 0
+        self.exercise = chapter.first_exercise - 1
         self.solutions_dropped = 0
 
     def build(self):
@@ -708,20 +715,33 @@ def book_title() -> str:
     return yaml.safe_load((ROOT / "_config.yml").read_text()).get("title", "the book")
 
 
-def book_equations() -> dict[str, int]:
-    """The number of every labelled equation of the book, on its own chapter's page."""
-    numbers: dict[str, int] = {}
-    for path in chapters_in_toc():
-        numbers.update(Chapter.read(nbformat.read(path, as_version=4), {}, {}).equations)
-    return numbers
+@dataclass
+class Numbering:
+    """Equations, figures and exercises are numbered through the whole book, in _toc.yml's order."""
+
+    before: dict[Path, tuple[int, int, int]]  # counts in the chapters before each one
+    equations: dict[str, int]  # label -> number, every chapter
+
+    @classmethod
+    def of_book(cls) -> Numbering:
+        before, equations, counts = {}, {}, (0, 0, 0)
+        for path in chapters_in_toc():
+            before[path] = counts
+            chapter = Chapter.read(nbformat.read(path, as_version=4), {}, {}, counts)
+            equations.update(chapter.equations)
+            counts = (counts[0] + len(chapter.equations), counts[1] + len(chapter.figures),
+                      counts[2] + len(chapter.exercises))
+        return cls(before, equations)
 
 
-def deck_notebook(path: Path, bib=None, titles=None, equations=None):
+def deck_notebook(path: Path, bib=None, titles=None, numbering: Numbering | None = None):
     """The notebook (cells with slide types) that nbconvert turns into the deck of `path`."""
     nb = nbformat.read(path, as_version=4)
     bib = read_bibliography(ROOT / "book" / "references.bib") if bib is None else bib
-    chapter = Chapter.read(nb, bib, page_titles() if titles is None else titles)
-    chapter.elsewhere = book_equations() if equations is None else equations
+    numbering = Numbering.of_book() if numbering is None else numbering
+    chapter = Chapter.read(nb, bib, page_titles() if titles is None else titles,
+                           numbering.before.get(path.resolve(), (0, 0, 0)))
+    chapter.elsewhere = numbering.equations
     number = re.match(r"ch(\d+)", path.stem)
     return Builder(nb, chapter, book_title(), int(number.group(1)) if number else None).build()
 
@@ -744,13 +764,13 @@ def build(paths: list[Path]) -> list[Path]:
     copy_assets()
     bib = read_bibliography(ROOT / "book" / "references.bib")
     titles = page_titles()
-    equations = book_equations()
+    numbering = Numbering.of_book()
     css = (HERE / "slides.css").read_text()
     slides = exporter()
     written, decks = [], []
     for path in paths:
         try:
-            nb = deck_notebook(path, bib, titles, equations)
+            nb = deck_notebook(path, bib, titles, numbering)
         except KeyError as error:  # a glue key: the stored outputs are older than the text
             sys.exit(f"{path.relative_to(ROOT)}: {error.args[0]} (glued values come from the "
                      "stored outputs: execute the notebook, make execute)")

@@ -256,6 +256,26 @@ def test_deck_has_the_exercises_no_solution_and_no_myst_markup(decks, notebook):
     assert not leaked, f"solution text in {deck.name}: {leaked[:3]}"
 
 
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_decks_number_equations_figures_and_exercises_as_the_book(decks, notebook):
+    """The book numbers them through all chapters; a deck must quote the same numbers. Compared
+    with the book's page when a build newer than the notebook is there (make test builds it)."""
+    page = ROOT / "_build" / "html" / notebook.relative_to(ROOT).with_suffix(".html")
+    if not page.exists() or page.stat().st_mtime < notebook.stat().st_mtime:
+        pytest.skip(f"no build of {notebook.name} newer than the notebook (make book)")
+    book, deck = page.read_text(), decks[notebook].read_text()
+    for in_book, in_deck in (
+            (r'<span class="eqno">\((\d+)\)', r"\\tag\{(\d+)\}"),
+            (r'<span class="caption-number">Fig\. (\d+)', r"<strong>Fig\. (\d+)\.</strong>"),
+            (r'<span class="caption-number">Exercise (\d+)', r"<h3>Exercise (\d+)")):
+        numbers = {int(n) for n in re.findall(in_deck, deck)}
+        known = {int(n) for n in re.findall(in_book, book)}
+        # a deck lacks what stands in a solution, and has nothing the page does not have
+        assert numbers <= known, (in_deck, sorted(numbers), sorted(known))
+        if known and not in_deck.startswith("<strong>"):  # a figure may open in a solution
+            assert numbers and min(numbers) == min(known), (in_deck, sorted(numbers))
+
+
 def test_decks_and_the_offline_assets_are_in_the_built_folder(decks):
     assert all(deck.exists() for deck in decks.values())
     for asset in ("reveal.js/dist/reveal.js", "reveal.js/dist/reveal.css",
