@@ -11,7 +11,7 @@ import pytest
 from bed_reader import to_bed
 
 import lmmbook
-from lmmbook import chunked
+from lmmbook import _chunked_loops, chunked
 from lmmbook.errors import InputError
 from lmmbook.markers import center
 
@@ -212,6 +212,28 @@ def test_every_preconditioner_block_size_gives_the_same_solution(block_size):
     assert_close(sol.alpha, alpha, "alpha")
     assert_close(sol.gebv, gebv, "gebv")
     assert_close(sol.b, b, "b")
+
+
+def test_only_the_blocks_that_fit_the_cache_are_kept(tmp_path, monkeypatch):
+    M = random_genotypes(50, 20, seed=25)
+    lazy = lmmbook.read_plink(write_bed(tmp_path / "g.bed", M), chunks=10)  # 5 blocks of 200 B
+    reads = []
+    original = chunked._bed_codes
+
+    def counted(*args):
+        reads.append(args[3])  # first row of the block read from the .bed
+        return original(*args)
+
+    monkeypatch.setattr(chunked, "_bed_codes", counted)
+    engine = chunked.BlockEngine(lazy, cache_bytes=450)
+    assert engine.cached == 2 and sorted(reads) == [0, 10]  # decoded once, kept
+    for _ in range(2):
+        reads.clear()
+        total, calls = engine.sum(_chunked_loops.counts)
+        assert sorted(reads) == [20, 30, 40]  # the others are read again on every pass
+    np.testing.assert_array_equal(calls, np.sum(~np.isnan(M), axis=0))
+    np.testing.assert_array_equal(total, np.nansum(M, axis=0))
+    assert chunked.BlockEngine(lazy, cache_bytes=0).cached == 0
 
 
 def test_pcg_joins_phenotypes_by_id_and_takes_given_frequencies(tmp_path):
