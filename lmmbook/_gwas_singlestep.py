@@ -15,7 +15,7 @@ from . import _marker_loops, mme
 from .errors import InputError, ShapeMismatchError, UnknownIdError, format_ids
 from .gwas import _CHUNK, GWASResult, _assign_windows, _window_frame, _window_size
 from .markers import Genotypes, _frequencies, as_genotypes, marker_scaling
-from .singlestep import SSGBLUPResult, _add_block, _genomic_parts
+from .singlestep import SSGBLUPResult, _genomic_parts, _spd_inverse
 
 __all__ = ["ssgwas"]
 
@@ -167,24 +167,37 @@ def _rows_of_fit(geno: Genotypes, fit: SSGBLUPResult) -> Genotypes:
 
 def _genotyped_pev(fit: SSGBLUPResult, parts, g_rows: np.ndarray):
     """u_2 and PEV_22 = sigma2_e (C^-1)_22, the prediction error covariances of the genotyped
-    animals, from the rebuilt and factorised MME (the fit's solution must solve it)."""
+    animals, from the MME rebuilt from the fit (its solution must solve them).
+
+    With the equations split into r (the fixed effects and the ungenotyped animals: sparse) and
+    the genotyped animals 2 (a dense block, lambda (G_t^-1 - A22^-1) added), (C^-1)_22 is the
+    inverse of the Schur complement S = C_22 - C_2r C_rr^-1 C_r2: one sparse factorisation of
+    C_rr, n_g sparse solves, and a dense Cholesky inverse of S, instead of n_g solves with the
+    factors of the whole C, whose dense block fills them."""
     n = len(fit.ids)
-    H_inv = _add_block(fit.pedigree.A_inverse(), g_rows, parts.dense_block(1.0, 1.0))
     y_all, X_all = np.asarray(fit.y), np.asarray(fit.X)
     observed = np.isfinite(y_all)
-    rows_o = np.flatnonzero(observed)
     X_o, y_o = X_all[observed], y_all[observed]
-    n_b = X_o.shape[1]
-    Z_o = sp.csr_array((np.ones(len(rows_o)), (np.arange(len(rows_o)), rows_o)),
-                       shape=(len(rows_o), n))
+    n_g = len(g_rows)
     lam = fit.sigma2_e / fit.sigma2_u
-    ZtX = sp.csr_array(Z_o.T @ X_o)
-    C = sp.csc_array(sp.block_array([[sp.csr_array(X_o.T @ X_o), ZtX.T],
-                                     [ZtX, Z_o.T @ Z_o + lam * H_inv]]))
-    rhs = np.concatenate([X_o.T @ y_o, Z_o.T @ y_o])
-    solver = mme._SparseSolver(C)
-    s_fit = np.concatenate([fit.b, fit.u])
-    residual = np.linalg.norm(C @ s_fit - rhs) / max(np.linalg.norm(rhs), 1e-300)
+    genotyped = np.zeros(n, dtype=bool)
+    genotyped[g_rows] = True
+    r_rows = np.flatnonzero(~genotyped)
+    # u-equations: Z'Z + lambda A^-1 (one record per animal: Z'Z = diag(recorded)), Z'X
+    K = sp.csr_array(sp.diags_array(observed.astype(float)) + lam * fit.pedigree.A_inverse())
+    ZtX = np.where(observed[:, None], X_all, 0.0)
+    rhs_u = np.where(observed, np.nan_to_num(y_all), 0.0)
+    K_r = K[r_rows]
+    C_rr = sp.csc_array(sp.block_array([[sp.csr_array(X_o.T @ X_o), sp.csr_array(ZtX[r_rows].T)],
+                                        [sp.csr_array(ZtX[r_rows]), K_r[:, r_rows]]]))
+    C_r2 = sp.csr_array(sp.vstack([sp.csr_array(ZtX[g_rows].T), K_r[:, g_rows]]))
+    C_22 = K[g_rows][:, g_rows].toarray() + lam * parts.dense_block(1.0, 1.0)
+    r_r = np.concatenate([X_o.T @ y_o, rhs_u[r_rows]])
+    r_2 = rhs_u[g_rows]
+    s_r = np.concatenate([fit.b, np.asarray(fit.u)[r_rows]])
+    u_2 = np.asarray(fit.u)[g_rows]
+    gap = np.concatenate([C_rr @ s_r + C_r2 @ u_2 - r_r, C_r2.T @ s_r + C_22 @ u_2 - r_2])
+    residual = np.linalg.norm(gap) / max(np.linalg.norm(np.r_[r_r, r_2]), 1e-300)
     allowed = _REPRODUCED
     if fit.residuals is not None and len(fit.residuals):
         allowed = max(allowed, 10.0 * float(fit.residuals[-1]))
@@ -194,13 +207,13 @@ def _genotyped_pev(fit: SSGBLUPResult, parts, g_rows: np.ndarray):
             f"genotypes (relative residual {residual:.2g}): M, its allele frequencies or its "
             "animals are not those the fit was computed from. Pass the genotypes given to "
             "ssgblup (and its allele_freq, if one was given).")
-    u = solver.solve(rhs)[n_b:]
-    cols = n_b + g_rows
-    C22 = np.empty((len(g_rows), len(g_rows)))
-    for first in range(0, len(cols), mme._SOLVE_BLOCK):
-        block = cols[first:first + mme._SOLVE_BLOCK]
-        E = np.zeros((C.shape[0], len(block)))
-        E[block, np.arange(len(block))] = 1.0
-        C22[:, first:first + len(block)] = solver.solve(E)[cols]
-    pev_22 = fit.sigma2_e * 0.5 * (C22 + C22.T)
-    return u[g_rows], pev_22
+    solver = mme._SparseSolver(C_rr)
+    S = C_22
+    for first in range(0, n_g, mme._SOLVE_BLOCK):
+        block = slice(first, min(first + mme._SOLVE_BLOCK, n_g))
+        S[:, block] -= C_r2.T @ solver.solve(C_r2[:, block].toarray())
+    S_inv = _spd_inverse(0.5 * (S + S.T), "The Schur complement of the genotyped animals in "
+                         "the mixed-model equations", "Check that every fixed effect is "
+                         "estimable.")
+    u_2 = S_inv @ (r_2 - C_r2.T @ solver.solve(r_r))
+    return u_2, fit.sigma2_e * S_inv

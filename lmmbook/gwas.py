@@ -189,19 +189,24 @@ def gwas(
     (C^-1)_22 the block of the genotyped animals in the inverse of the MME's coefficient matrix
     C. The inverse is that of the G_t ssgblup used, blended and tuned (without either, k = 1/c,
     Aguilar et al.'s formula); k sets the effects' scale and cancels in z. The MME are rebuilt
-    from M and the fit (which keeps its pedigree, X, y, genotyped IDs and frequencies) and
-    factorised (sparse LU); the fit's solution must solve them (relative residual 1e-8, or ten
-    times a PCG fit's last one), which refuses other genotypes or frequencies. u_hat_2 and the
-    n_g columns of PEV_22 come from that factorisation (a PCG fit gives the direct result), for
-    pedigrees of up to ``lmmbook.mme.PEV_AUTO_MAX_LEVELS`` animals; then O(n_g^2 m) for the
-    markers. Refused: an APY fit (G_APY is not W W' / c outside the core, and where PEV_22 is
-    affordable APY is not needed); tau or omega other than 1 (u_2's prior precision is then
-    tau G_t^-1 + (1 - omega) A22^-1, the variance of no marker model); "single_marker" (the
-    ungenotyped have no genotypes to test). Var(alpha_hat_k) = 0 (NaN) when H_o2 G_t^-1 w_k, the
-    marker as the recorded animals carry it (the ungenotyped through A12 A22^-1), lies in the
-    span of X_o, e.g. a marker constant over the records when all recorded animals are
-    genotyped. With every animal genotyped and G neither blended nor tuned, ssGBLUP is GBLUP
-    and so are these p-values. Windows are those of W alpha_hat, the marker part of u_hat_2.
+    from M and the fit (which keeps its pedigree, X, y, genotyped IDs and frequencies); the
+    fit's solution must solve them (relative residual 1e-8, or ten times a PCG fit's last one),
+    which refuses other genotypes or frequencies. (C^-1)_22 is the inverse of the Schur
+    complement of the genotyped animals' equations, C_22 - C_2r C_rr^-1 C_r2 over the rest r
+    (fixed effects and ungenotyped animals: sparse): one sparse LU of C_rr, n_g solves with it
+    and a dense Cholesky inverse; u_hat_2 comes from the same (a PCG fit gives the direct
+    result). This is allowed for pedigrees of up to ``lmmbook.mme.PEV_AUTO_MAX_LEVELS``
+    animals; the markers then cost O(n_g^2 m).
+
+    Refused after ssgblup: an APY fit (G_APY is not W W' / c outside the core, and where
+    PEV_22 is affordable APY is not needed); tau or omega other than 1 (u_2's prior precision
+    is then tau G_t^-1 + (1 - omega) A22^-1, the variance of no marker model);
+    "single_marker" (the ungenotyped have no genotypes to test). Var(alpha_hat_k) = 0 (NaN)
+    when H_o2 G_t^-1 w_k, the marker as the recorded animals carry it (the ungenotyped through
+    A12 A22^-1), lies in the span of X_o, e.g. a marker constant over the records when every
+    recorded animal is genotyped. With every animal genotyped and G neither blended nor tuned,
+    ssGBLUP is GBLUP and so are these p-values. Windows are those of W alpha_hat, the marker
+    part of u_hat_2.
 
     Examples
     --------
