@@ -299,3 +299,37 @@ def test_refuses_a_pedigree_too_large_for_the_mme_inverse(monkeypatch):
     monkeypatch.setattr(lmmbook.mme, "PEV_AUTO_MAX_LEVELS", 20)
     with pytest.raises(InputError, match="affordable up to lmmbook.mme.PEV_AUTO_MAX_LEVELS = 20"):
         lmmbook.gwas(fit, pr["M"])
+
+
+def test_genotype_data_with_a_map_gives_chromosomes_and_bp_windows():
+    """A reader's result (string IDs, a marker map): joined by its IDs, the frame gains
+    chromosome and position, and windows by length are cut at the chromosomes."""
+    pr = make_problem(9, n=24)
+    ped = pr["ped"]
+    as_str = np.vectorize(str)
+    sire = np.where(ped.sire >= 0, ped.ids[ped.sire], 0)
+    dam = np.where(ped.dam >= 0, ped.ids[ped.dam], 0)
+    ped_s = lmmbook.Pedigree(as_str(ped.ids), as_str(sire), as_str(dam))
+    M = pr["M"]
+    m = M.shape[1]
+    chrom = np.where(np.arange(m) < m // 2, "1", "2")
+    position = np.r_[np.arange(m // 2), np.arange(m - m // 2)] * 100_000 + 1
+    snps = pd.DataFrame({"chromosome": chrom, "name": M.columns, "cM": 0.0,
+                         "position": position, "A1": "A", "A2": "G"})
+    order = np.random.default_rng(9).permutation(len(M))  # rows in another order than the fit's
+    data = lmmbook.GenotypeData(M=M.to_numpy()[order], ids=as_str(M.index.to_numpy()[order]),
+                                snps=snps)
+    fit_s = lmmbook.ssgblup(pr["y"].set_axis(as_str(pr["y"].index)),
+                            pr["X_frame"].set_axis(as_str(pr["X_frame"].index)), ped_s,
+                            M.set_axis(as_str(M.index)), sigma2_u=0.8, sigma2_e=1.3,
+                            min_correlation=None)
+    res = lmmbook.gwas(fit_s, data)
+    assert res.columns.tolist() == ["chromosome", "position", "effect", "se", "z", "p"]
+    base = lmmbook.gwas(fit_of(pr), M)
+    np.testing.assert_allclose(res[["effect", "se", "z", "p"]].to_numpy(), base.to_numpy(),
+                               rtol=1e-10)
+    win = lmmbook.gwas(fit_s, data, window="1Mb").windows
+    assert win.groupby("chromosome")["n_snps"].sum().tolist() == [m // 2, m - m // 2]
+    assert (win.groupby("chromosome").size() == [int(np.ceil((m // 2) / 10)),
+                                                 int(np.ceil((m - m // 2) / 10))]).all()
+    assert win["share"].sum() == pytest.approx(1.0, abs=1e-10)
