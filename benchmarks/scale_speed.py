@@ -145,7 +145,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30_000)
     parser.add_argument("--m", type=int, default=4_000)
     parser.add_argument("--chunk", type=int, default=2_000, help="animals per block")
-    parser.add_argument("--cache-bytes", type=int, default=2**29)
+    parser.add_argument("--cache-bytes", type=int, default=None,
+                        help="int8 blocks kept in memory (default 0.5 GiB; 2.5 GiB with --large)")
     parser.add_argument("--large", action="store_true",
                         help="100,000 x 50,000, chunked only (dense: 40 GB of float64)")
     parser.add_argument("--no-dense", action="store_true", help="the chunked run only")
@@ -160,6 +161,8 @@ def main() -> None:
         return
     if args.large:
         args.n, args.m = 100_000, 50_000
+    if args.cache_bytes is None:
+        args.cache_bytes = 5 * 2**29 if args.large else 2**29
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
