@@ -262,8 +262,9 @@ class BlockEngine:
     and a way to run one function on every block.
 
     With a ``dask.distributed`` client active, every task runs on the cluster's workers: a block
-    of a .bed is read by the worker that uses it, and the blocks kept in memory (``cache_bytes``)
-    stay on the workers. Without one, the same tasks run in threads of this process (the compiled
+    of a .bed is read by the worker that uses it (so the path must be readable there: the same
+    machine or a shared file system), and the blocks kept in memory (``cache_bytes``) stay on the
+    workers. Without one, the same tasks run in threads of this process (the compiled
     loops release the GIL). Sums over the blocks are added in one fixed tree of tasks, so the
     result does not depend on where, or in which order, the tasks ran.
 
@@ -276,6 +277,18 @@ class BlockEngine:
         the passes to come; the others are read from their source on every pass. 0 keeps none.
     threads : int, optional
         Threads without a cluster (default: the number of cores).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lmmbook import _chunked_loops
+    >>> M = np.array([[0.0, 1, 2], [1, np.nan, 2], [2, 1, 0], [1, 1, 1], [0, 2, 2]])
+    >>> engine = BlockEngine(M, chunk=2, cache_bytes=0)
+    >>> [(r.start, r.stop) for r in engine.rows]
+    [(0, 2), (2, 4), (4, 5)]
+    >>> total, calls = engine.sum(_chunked_loops.counts)  # one pass: sums and calls per marker
+    >>> total.tolist(), calls.tolist()
+    ([4.0, 5.0, 7.0], [5.0, 4.0, 5.0])
     """
 
     def __init__(self, genotypes: Any, *, cache_bytes: int = 2**29, chunk: int | None = None,
@@ -440,6 +453,19 @@ def solve_snp_blup(engine: BlockEngine, y: np.ndarray, X: np.ndarray, lam: float
         X_o'X_o is singular.
     ConvergenceError
         Not converged in ``maxiter`` iterations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> M = rng.binomial(2, 0.4, size=(60, 25)).astype(float)
+    >>> y, X = rng.normal(size=60), np.ones((60, 1))
+    >>> sol = solve_snp_blup(BlockEngine(M, chunk=16), y, X, 50.0, block_size=8)
+    >>> W = M - 2 * sol.allele_freq
+    >>> P = np.eye(60) - 1 / 60  # absorbs the mean
+    >>> direct = np.linalg.solve(W.T @ P @ W + 50.0 * np.eye(25), W.T @ P @ y)
+    >>> bool(np.allclose(sol.alpha, direct, rtol=0, atol=1e-9)), sol.iterations < 25
+    (True, True)
     """
     n, m = engine.shape
     p = block_frequencies(engine) if p is None else p
