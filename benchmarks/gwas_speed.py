@@ -36,8 +36,12 @@ estimate down; with many QTL the weights average out. On top of that the estimat
 sampling SE of about 1 / sqrt(sum_{i<j} G_ij^2) (0.07 at n = 5000, m = 50,000). Part (b) prints
 the REML h2, the Haseman-Elston estimate from G and y (a moment estimator that shares no code
 with the spectral REML: a bug there would show as a difference), sigma2_u* for the simulated
-QTL as an h2, and that SE. Simulating with QTL effects whose variance does not depend on
-h_q (many QTL, or effects drawn with variance proportional to 1 / h_q) would give 0.4 on average.
+QTL as an h2, and that SE. Measured (seed 16): REML 0.192, Haseman-Elston 0.199, expected
+0.245 - one QTL with h = 0.21 carries 80 % of the genetic variance - and SE 0.060, so REML is
+0.9 SE below what these QTL lead it to expect. At n = 2000, m = 20,000 over six seeds REML gave
+0.28-0.50 (mean 0.37), Haseman-Elston within 0.03 of it, the expectation 0.28-0.44. With many
+QTL drawn like the markers and effects independent of their frequencies, the weights average
+to 1 and the estimate to the simulated h2.
 """
 
 import resource
