@@ -271,7 +271,8 @@ def cross_validate(
                 G_fold = genomic_relationship(geno.M[rows], allele_freq=p_train)
             else:
                 G_fold = G_all[np.ix_(rows, rows)]
-            fit = gblup(y_fold, X_fold, G_fold, **variances)
+            # the fold's fit is dropped after its predictions: no eigenvectors kept for gwas
+            fit = gblup(y_fold, X_fold, G_fold, keep_rotation=False, **variances)
             gebv, b, h2 = fit.u[valid], fit.b, fit.h2
         else:
             train = ~valid
