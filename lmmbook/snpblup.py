@@ -268,6 +268,7 @@ def _snp_blup_pcg(y, X, M, *, ids, allele_freq, sigma2_alpha, sigma2_e, tol, max
         own_ids = getattr(M, "ids", None)
         snps = getattr(M, "snps", None)
         names = snps["name"].to_numpy() if snps is not None else np.arange(m)
+        _checks.unique_ids("the marker names of the genotypes", pd.Index(names))
         source = M
     else:
         geno = as_genotypes(M)

@@ -309,6 +309,11 @@ def test_pcg_refusals(tmp_path):
         lmmbook.snp_blup(y, X, lazy, sigma2_alpha=0.1, sigma2_e=1.0, maxiter=1)
     with pytest.raises(InputError, match="y has 29 entries but M has 30"):
         lmmbook.snp_blup(y[:29], X[:29], lazy, sigma2_alpha=0.1, sigma2_e=1.0)
+    to_bed(tmp_path / "dup.bed", M.astype(np.float32),
+           properties={"sid": ["s0", "s0"] + [f"s{j}" for j in range(2, 150)]})
+    with pytest.raises(lmmbook.DuplicateIdError, match="s0"):
+        lmmbook.snp_blup(y, X, lmmbook.read_plink(tmp_path / "dup.bed", chunks=8),
+                         sigma2_alpha=0.1, sigma2_e=1.0)
 
 
 @pytest.mark.cluster
