@@ -466,3 +466,13 @@ def test_refuses_a_rotation_of_another_g():
         lmmbook.gwas(altered, M)
     pd.testing.assert_frame_equal(lmmbook.gwas(dataclasses.replace(fit, rotation=None), M),
                                   lmmbook.gwas(fit, M), rtol=1e-10)
+
+
+def test_weighted_gblup_keeps_the_rotation_of_its_plain_fit_only():
+    """weighted_gblup keeps many fits: only the first, plain GBLUP (which gwas can test), keeps
+    its eigenvectors, and gwas of it is gwas of gblup."""
+    y, X, M, fit = problem(33, 40, 30, 0.2, estimate=False)
+    res = lmmbook.weighted_gblup(y, X, M, iterations=3, sigma2_u=0.7, sigma2_e=1.3)
+    assert res.fits[0].rotation is not None
+    assert all(f.rotation is None for f in res.fits[1:])
+    assert_same_tests(lmmbook.gwas(res.fits[0], M), lmmbook.gwas(fit, M), 1e-10)
