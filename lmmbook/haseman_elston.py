@@ -91,6 +91,15 @@ class HEResult:
         """The variance of one marker effect, sigma2_u / c (chapter 6's eq-mapping)."""
         return self.sigma2_u / self.c
 
+    def covariance_at(self, sigma2_u: float, sigma2_e: float) -> np.ndarray:
+        """The sampling covariance of (sigma2_u, sigma2_e) if y followed the model at the given
+        variances (e.g. REML's), from the stored traces: the spread of HE's estimates grows with
+        sigma2_u, so the standard error at the estimates can understate it where HE's estimate
+        is low."""
+        su = _checks.positive_variance("sigma2_u", sigma2_u)
+        se = _checks.positive_variance("sigma2_e", sigma2_e)
+        return _sampling_covariance(self.traces, float(self.n_obs - self.n_fixed), su, se)
+
     def summary(self) -> pd.DataFrame:
         """One row per parameter: the estimate, its sampling and Monte Carlo standard errors and
         their combination sqrt(se_sampling^2 + se_probes^2) (the probes are drawn independently
@@ -273,12 +282,7 @@ def he_regression(
     S_inv = np.linalg.inv(S)
     q = np.array([yAy, yPy])
     theta = S_inv @ q
-    su, se = np.clip(theta, 0.0, None)
-    Vq = 2.0 * np.array([
-        [su**2 * t4 + 2 * su * se * t3 + se**2 * t2, su**2 * t3 + 2 * su * se * t2 + se**2 * t1],
-        [su**2 * t3 + 2 * su * se * t2 + se**2 * t1, su**2 * t2 + 2 * su * se * t1 + se**2 * dof],
-    ])
-    cov = S_inv @ Vq @ S_inv
+    cov = _sampling_covariance((t1, t2, t3, t4), dof, *np.clip(theta, 0.0, None))
     J = -S_inv[:, 0] * theta[0]  # d theta / d tr(A^2)
     mc_cov = np.outer(J, J) * var_t2
     total = float(theta.sum())
@@ -301,6 +305,17 @@ def he_regression(
         n_probes=n_probes, method=traces, n_obs=n_obs, n_fixed=p, n_markers=source.n_markers,
         c=float(c),
     )
+
+
+def _sampling_covariance(traces: Any, dof: float, su: float, se: float) -> np.ndarray:
+    """S^-1 Var(q) S^-1 for Gaussian y with V = su G + se I, from tr(A^k), k = 1..4."""
+    t1, t2, t3, t4 = (float(t) for t in traces)
+    S_inv = np.linalg.inv(np.array([[t2, t1], [t1, dof]]))
+    Vq = 2.0 * np.array([
+        [su**2 * t4 + 2 * su * se * t3 + se**2 * t2, su**2 * t3 + 2 * su * se * t2 + se**2 * t1],
+        [su**2 * t3 + 2 * su * se * t2 + se**2 * t1, su**2 * t2 + 2 * su * se * t1 + se**2 * dof],
+    ])
+    return S_inv @ Vq @ S_inv
 
 
 def _exact_traces(source: _Source, observed: np.ndarray, Q: np.ndarray) -> tuple[float, float,
