@@ -125,6 +125,7 @@ def he_regression(
     traces: Traces = "random",
     probes: int = 50,
     seed: int | np.random.Generator = 0,
+    cache_bytes: int = 2**29,
 ) -> HEResult:
     """Haseman-Elston regression: sigma2_u and sigma2_e by the method of moments, at O(n m) work.
 
@@ -153,6 +154,9 @@ def he_regression(
         Number of random probes (at least 2, so that their Monte Carlo error can be estimated).
     seed : int or numpy.random.Generator
         Seed of the probes: the result is deterministic for a given seed.
+    cache_bytes : int
+        Decoded blocks (int8, one byte per genotype) kept in memory between the passes, as in
+        :func:`lmmbook.snp_blup`; the others are read again from the .bed on every pass.
 
     Returns
     -------
@@ -217,7 +221,7 @@ def he_regression(
                                or probes < 2):
         raise InputError(f"probes must be an integer of at least 2 (their spread gives the Monte "
                          f"Carlo error), got {probes!r}; use 30 to 100, or traces='exact'.")
-    source = _Source(genotypes, allele_freq)
+    source = _Source(genotypes, allele_freq, cache_bytes)
     n, m = source.shape
     gen_ids = _checks.row_ids(ids, source.ids, n, "the genotypes")
     y_all = _checks.align_to_ids(y, gen_ids, n, of="the genotypes")
@@ -324,18 +328,13 @@ def _exact_traces(source: _Source, observed: np.ndarray, Q: np.ndarray) -> tuple
     A = P G P: W_o'P W_o / c (m x m, one pass) when m <= n_obs, else A itself (n_obs x n_obs,
     from the phenotyped rows of W held in memory)."""
     n, m = source.shape
-    n_obs = int(observed.sum())
-    if m <= n_obs:
+    if m <= int(observed.sum()):
         Q_all = np.zeros((n, Q.shape[1]))
         Q_all[observed] = Q
-        B, WtQ = np.zeros((m, m)), np.zeros((m, Q.shape[1]))
-        for rows, W_b in source.blocks():
-            W_k = W_b[observed[rows]]
-            B += W_k.T @ W_k
-            WtQ += W_b.T @ Q_all[rows]
-        B = (B - WtQ @ WtQ.T) / source.c
+        WtW, WtQ = source.gram(observed, Q_all)
+        B = (WtW - WtQ @ WtQ.T) / source.c
     else:
-        W_o = np.vstack([W_b[observed[rows]] for rows, W_b in source.blocks()])
+        W_o = source.rows_of(observed)
         G = W_o @ W_o.T / source.c
         PG = G - Q @ (Q.T @ G)
         B = PG - (PG @ Q) @ Q.T
@@ -345,46 +344,88 @@ def _exact_traces(source: _Source, observed: np.ndarray, Q: np.ndarray) -> tuple
 
 
 class _Source:
-    """The genotypes as the streamed operators of :mod:`lmmbook.chunked` see them: W = M - 2p
-    over the markers polymorphic under p (the others scaled by 0), and c = 2 sum p(1-p)."""
+    """The genotypes as blocks of rows of :class:`lmmbook.chunked.BlockEngine` (int8 codes, kept
+    in memory within ``cache_bytes``, run in threads or on a dask.distributed cluster's workers),
+    centred as W = M - 2p over the markers polymorphic under p (the others scaled by 0), with
+    c = 2 sum p(1-p) over them."""
 
-    def __init__(self, genotypes: Any, allele_freq: Any) -> None:
+    def __init__(self, genotypes: Any, allele_freq: Any, cache_bytes: int) -> None:
         if chunked.is_chunked(genotypes):
-            self.genotypes = genotypes
             self.ids = getattr(genotypes, "ids", None)
-        else:  # checked once here, then every pass reuses the checked array
-            self.genotypes = as_genotypes(genotypes, "genotypes")
-            self.ids = self.genotypes.ids
-        self.shape = chunked.shape_of(self.genotypes)
+            p = None
+        else:  # checked once here; the engine cuts the checked array into blocks
+            genotypes = as_genotypes(genotypes, "genotypes")
+            self.ids, p = genotypes.ids, genotypes.allele_freq
+        self.engine = chunked.BlockEngine(genotypes, cache_bytes=cache_bytes)
+        self.shape = self.engine.shape
         m = self.shape[1]
-        self.p = (chunked.frequencies(self.genotypes) if allele_freq is None
-                  else _frequencies(allele_freq, m))
-        het = self.p * (1.0 - self.p)
+        if allele_freq is not None:
+            p = _frequencies(allele_freq, m)
+        elif p is None:
+            p = chunked.block_frequencies(self.engine)  # one pass
+        het = p * (1.0 - p)
         poly = het > 0
         self.n_markers = int(poly.sum())
         if self.n_markers == 0:
             raise InputError("no marker is polymorphic under the allele frequencies used: G is "
                              "undefined.")
         self.c = float(2.0 * het[poly].sum())
-        self.scale = None if poly.all() else poly.astype(float)
+        self.a = poly.astype(float)  # w = a x + b for a call x, 0 for a missing one
+        self.b = -2.0 * p * self.a
 
-    def blocks(self):
-        """(rows, W_b): the centred blocks of rows."""
-        for rows, block in chunked.blocks(self.genotypes):
-            yield rows, chunked.centred_block(block, self.p, self.scale)
+    def _per_block(self, *arrays: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        return [tuple(A[rows] for A in arrays) for rows in self.engine.rows]
 
     def first_pass(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """W'U and the squared norm w_i'w_i of every row of W, in one pass over the blocks."""
-        out, row_sq = np.zeros((self.shape[1], U.shape[1])), np.empty(self.shape[0])
-        for rows, W_b in self.blocks():
-            out += W_b.T @ U[rows]
-            row_sq[rows] = np.einsum("ij,ij->i", W_b, W_b)
-        return out, row_sq
+        parts = self.engine.map(_first_pass, self.a, self.b, per_block=self._per_block(U))
+        return sum(part[0] for part in parts), np.concatenate([part[1] for part in parts])
 
     def rmatmat(self, U: np.ndarray) -> np.ndarray:
-        """W'U, (m, k)."""
-        return chunked.rmatvec(self.genotypes, U, self.p, scale=self.scale)
+        """W'U, (m, k), summed over the blocks."""
+        return self.engine.sum(_rmatmat, self.a, self.b, per_block=self._per_block(U))
 
     def matmat(self, V: np.ndarray) -> np.ndarray:
         """W V, (n, k)."""
-        return chunked.matvec(self.genotypes, V, self.p, scale=self.scale)
+        return np.concatenate(self.engine.map(_matmat, self.a, self.b, V))
+
+    def gram(self, observed: np.ndarray, Q_all: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """W_o'W_o (m x m) and W'Q_all, in one pass."""
+        return self.engine.sum(_gram, self.a, self.b,
+                               per_block=self._per_block(observed, Q_all))
+
+    def rows_of(self, observed: np.ndarray) -> np.ndarray:
+        """W_o, the phenotyped rows of W (n_obs x m, in memory: the exact path only)."""
+        return np.vstack(self.engine.map(_rows, self.a, self.b,
+                                         per_block=self._per_block(observed)))
+
+
+# Functions run on one block of int8 codes (-127 missing), wherever the engine runs them.
+
+def _centred(codes: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    W = codes * a + b
+    W[codes < 0] = 0.0
+    return W
+
+
+def _first_pass(codes, U_b, a, b):
+    W = _centred(codes, a, b)
+    return W.T @ U_b, np.einsum("ij,ij->i", W, W)
+
+
+def _rmatmat(codes, U_b, a, b):
+    return _centred(codes, a, b).T @ U_b
+
+
+def _matmat(codes, a, b, V):
+    return _centred(codes, a, b) @ V
+
+
+def _gram(codes, keep, Q_b, a, b):
+    W = _centred(codes, a, b)
+    W_k = W[keep]
+    return W_k.T @ W_k, W.T @ Q_b
+
+
+def _rows(codes, keep, a, b):
+    return _centred(codes[keep], a, b)

@@ -126,7 +126,7 @@ def test_random_traces_agree_with_the_exact_ones_within_their_monte_carlo_error(
 
 
 def test_unbiased_and_standard_errors_right_over_replicates_of_y():
-    """y simulated 250 times from the model with the same genotypes (the SE is for y given the
+    """y simulated 200 times from the model with the same genotypes (the SE is for y given the
     genotypes): the mean of the estimates is the truth within its standard error, and the spread
     of the estimates is the reported sampling SE (2,000 replicates gave 0.258 and 0.155 against
     0.260 and 0.156 from the formula, on 400 animals)."""
@@ -135,16 +135,17 @@ def test_unbiased_and_standard_errors_right_over_replicates_of_y():
     X = np.column_stack([np.ones(300), rng.normal(size=300)])
     truth = np.array([1.2, 0.8])
     fits = [lmmbook.he_regression(phenotypes(M, X, *truth, seed=r), X, M, traces="exact")
-            for r in range(250)]
+            for r in range(200)]
     est = np.array([[f.sigma2_u, f.sigma2_e] for f in fits])
     se = np.array([[f.sigma2_u_se, f.sigma2_e_se] for f in fits])
     mean_error = est.std(axis=0, ddof=1) / np.sqrt(len(fits))
     assert np.all(np.abs(est.mean(axis=0) - truth) < 3 * mean_error)
-    # the SE at the estimates (its median; it varies with them); the sd is known to ~4.5 %
+    # the SE at the estimates (its median; it varies with them); the sd is known to 5 %, so
+    # 3 of its SE is 0.15
     assert np.all(np.abs(est.std(axis=0, ddof=1) / np.median(se, axis=0) - 1) < 0.15)
     # and the SE at the true variances (covariance_at), which does not vary with the estimates
     at_truth = np.sqrt(np.diag(fits[0].covariance_at(*truth)))
-    assert np.all(np.abs(est.std(axis=0, ddof=1) / at_truth - 1) < 0.12)
+    assert np.all(np.abs(est.std(axis=0, ddof=1) / at_truth - 1) < 0.15)
     h2 = np.array([f.h2 for f in fits])
     assert abs(np.median(h2) - truth[0] / truth.sum()) < 3 * h2.std() / np.sqrt(len(h2))
 
@@ -264,3 +265,31 @@ def test_refusals():
         lmmbook.he_regression(y, X, M, traces="exact").covariance_at(-1.0, 1.0)
     with pytest.raises(InputError, match="counts of one allele"):
         lmmbook.he_regression(y, X, np.full((40, 5), 3.0))
+
+
+@pytest.mark.cluster
+def test_on_a_local_cluster_equals_the_local_run(tmp_path):
+    """With a dask.distributed client active the blocks are read and multiplied on the workers,
+    with no change to the call, and the estimates are the local ones (the same sums in the same
+    order). The context managers close the cluster, also on failure."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    M = genotypes(90, 40, seed=31, missing=0.02)
+    X = np.ones((90, 1))
+    y = phenotypes(M, X, 1.0, 1.0, seed=31)
+    lazy = lmmbook.read_plink(write_bed(tmp_path / "g.bed", M), chunks=25)
+    local = lmmbook.he_regression(y, X, lazy, probes=10, seed=2, cache_bytes=0)
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster) as client, \
+            distributed.get_task_stream(client) as stream:
+        remote = lmmbook.he_regression(y, X, lazy, probes=10, seed=2, cache_bytes=0)
+        workers = set(client.scheduler_info()["workers"])
+    ran = {}
+    for task in stream.data:
+        name = task["key"][0] if isinstance(task["key"], tuple) else task["key"]
+        ran.setdefault(name.split("-")[0], set()).add(task["worker"])
+    assert ran["_bed_codes"] <= workers and ran["_rmatmat"] <= workers
+    for name in ("sigma2_u", "sigma2_e", "sigma2_u_se", "sigma2_u_mc_se"):
+        assert getattr(remote, name) == pytest.approx(getattr(local, name), rel=1e-12)
