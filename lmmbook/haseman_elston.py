@@ -11,6 +11,7 @@ Sankararaman 2018). Nothing n x n or n x m is formed.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +25,8 @@ from .markers import _frequencies, as_genotypes
 __all__ = ["HEResult", "he_regression"]
 
 Traces = Literal["random", "exact"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,10 +149,12 @@ def he_regression(
         Frequencies for centring, by default those of all the genotyped rows (as
         :func:`lmmbook.genomic_relationship` does).
     traces : {"random", "exact"}
-        "random": tr(A^2), tr(A^3) and tr(A^4) from ``probes`` Rademacher probes, four streamed
-        passes over the genotypes with ``probes`` columns each. "exact": from the smaller of the
-        two Gram matrices (n_obs x n_obs or m x m, formed in memory): for small data and for
-        checking the random path.
+        "random": tr(A^2), tr(A^3) and tr(A^4) from ``probes`` Rademacher probes, in four
+        streamed passes over the genotypes with ``probes`` columns each, after the pass that
+        gives y'P G P y and tr(A) exactly (and, for chunked genotypes without ``allele_freq``,
+        one pass for the frequencies). "exact": from the smaller of the two Gram matrices
+        (n_obs x n_obs or m x m, formed in memory, and W_o itself when n_obs < m): for small
+        data and for checking the random path.
     probes : int
         Number of random probes (at least 2, so that their Monte Carlo error can be estimated).
     seed : int or numpy.random.Generator
@@ -195,7 +200,9 @@ def he_regression(
     and Var(theta_hat) = S^-1 Var(q) S^-1. The Monte Carlo covariance is that of the probes'
     tr(A^2) (their sample variance over the number of probes) carried through
     d theta / d tr(A^2) = -S^-1 e_1 sigma2_u. Work: O(n m) per probe and pass; memory: n x probes
-    and m x probes, plus one block of genotypes.
+    and m x probes, the decoded int8 blocks kept (``cache_bytes``) and one float64 block of
+    centred genotypes per thread. Each pass is logged (logger ``lmmbook.haseman_elston``,
+    level INFO).
 
     Examples
     --------
@@ -247,6 +254,8 @@ def he_regression(
     c = source.c
     # one pass: W'[Py, Q] gives y'PGPy and the part of tr(A) that X removes, and the rows' |w_i|^2
     Py = project(y_o[:, None])
+    logger.info("Haseman-Elston: %d phenotyped rows, %d markers, %d blocks; pass 1: W'P y",
+                n_obs, m, len(source.engine.rows))
     first, row_sq = source.first_pass(embed(np.hstack([Py, Q])))
     yAy = float(first[:, 0] @ first[:, 0]) / c
     yPy = float(Py[:, 0] @ Py[:, 0])
@@ -261,13 +270,15 @@ def he_regression(
         rng = np.random.default_rng(seed)
         Z = rng.integers(0, 2, size=(n_obs, probes)).astype(float) * 2.0 - 1.0
 
-        def apply_A(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def apply_A(R: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
             """(W'P R, P G P R) for R over the phenotyped rows: two passes."""
+            logger.info("Haseman-Elston: pass %d of 5: W'P Z (%d probes)", first, probes)
             V = source.rmatmat(embed(project(R)))
+            logger.info("Haseman-Elston: pass %d of 5: W V", first + 1)
             return V, project(source.matmat(V)[observed]) / c
 
-        _, AZ = apply_A(Z)
-        V2, A2Z = apply_A(AZ)
+        _, AZ = apply_A(Z, 2)
+        V2, A2Z = apply_A(AZ, 4)
         per_probe = np.vstack([np.sum(AZ**2, axis=0), np.sum(V2**2, axis=0) / c,
                                np.sum(A2Z**2, axis=0)])
         t2, t3, t4 = per_probe.mean(axis=1)

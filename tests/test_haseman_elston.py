@@ -212,6 +212,15 @@ def test_deterministic_with_a_seed_and_a_generator():
     assert lmmbook.he_regression(y, X, M, probes=8, seed=8).sigma2_u != a.sigma2_u
 
 
+def test_passes_are_logged_and_nothing_is_printed(caplog, capsys):
+    M = genotypes(50, 20, seed=2)
+    X = np.ones((50, 1))
+    with caplog.at_level("INFO", logger="lmmbook.haseman_elston"):
+        lmmbook.he_regression(phenotypes(M, X, 1.0, 1.0, seed=2), X, M, probes=4)
+    assert "pass 1" in caplog.text and "pass 5 of 5" in caplog.text
+    assert capsys.readouterr() == ("", "")
+
+
 def test_close_to_exact_reml_on_1500_animals():
     """HE against REML (gblup) on the same data: both estimate the same sigma2_u; REML is the
     more precise, so the difference is measured in units of HE's total SE."""
