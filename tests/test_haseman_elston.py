@@ -170,6 +170,10 @@ def test_chunked_plink_files_give_the_dense_result(tmp_path, chunk):
         np.testing.assert_allclose([a.sigma2_u, a.sigma2_e, a.sigma2_u_se, a.sigma2_u_mc_se],
                                    [b.sigma2_u, b.sigma2_e, b.sigma2_u_se, b.sigma2_u_mc_se],
                                    rtol=1e-10)
+    # a dask array of blocks of rows is one more chunked source
+    da = pytest.importorskip("dask.array")
+    d = lmmbook.he_regression(y, X, da.from_array(M, chunks=(chunk, -1)), probes=20, seed=3)
+    assert d.sigma2_u == pytest.approx(b.sigma2_u, rel=1e-10)
     # the reader's IDs join a Series of phenotypes
     by_id = pd.Series(y, index=lazy.ids).dropna().sample(frac=1.0, random_state=0)
     c = lmmbook.he_regression(by_id, X, lazy, traces="exact")
