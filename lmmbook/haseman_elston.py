@@ -228,9 +228,13 @@ def he_regression(
                                or probes < 2):
         raise InputError(f"probes must be an integer of at least 2 (their spread gives the Monte "
                          f"Carlo error), got {probes!r}; use 30 to 100, or traces='exact'.")
-    source = _Source(genotypes, allele_freq, cache_bytes)
-    n, m = source.shape
-    gen_ids = _checks.row_ids(ids, source.ids, n, "the genotypes")
+    if chunked.is_chunked(genotypes):  # checked block by block as they are read
+        gen_labels = getattr(genotypes, "ids", None)
+    else:  # checked once here; the engine cuts the checked array into blocks
+        genotypes = as_genotypes(genotypes, "genotypes")
+        gen_labels = genotypes.ids
+    n, m = chunked.shape_of(genotypes)
+    gen_ids = _checks.row_ids(ids, gen_labels, n, "the genotypes")
     y_all = _checks.align_to_ids(y, gen_ids, n, of="the genotypes")
     X_all, _ = _checks.design_to_ids(X, gen_ids, n, y_all, of="the genotypes")
     observed = np.isfinite(y_all)
@@ -242,6 +246,7 @@ def he_regression(
     _checks._finite("X", X_o, None, None)
     _checks.full_column_rank("X", X_o, None)
     Q = np.linalg.qr(X_o)[0] if p else np.zeros((n_obs, 0))
+    source = _Source(genotypes, allele_freq, cache_bytes)  # the first pass over the genotypes
 
     def project(R: np.ndarray) -> np.ndarray:  # P R over the phenotyped rows
         return R - Q @ (Q.T @ R)
@@ -270,11 +275,11 @@ def he_regression(
         rng = np.random.default_rng(seed)
         Z = rng.integers(0, 2, size=(n_obs, probes)).astype(float) * 2.0 - 1.0
 
-        def apply_A(R: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+        def apply_A(R: np.ndarray, pass_no: int) -> tuple[np.ndarray, np.ndarray]:
             """(W'P R, P G P R) for R over the phenotyped rows: two passes."""
-            logger.info("Haseman-Elston: pass %d of 5: W'P Z (%d probes)", first, probes)
+            logger.info("Haseman-Elston: pass %d of 5: W'P Z (%d probes)", pass_no, probes)
             V = source.rmatmat(embed(project(R)))
-            logger.info("Haseman-Elston: pass %d of 5: W V", first + 1)
+            logger.info("Haseman-Elston: pass %d of 5: W V", pass_no + 1)
             return V, project(source.matmat(V)[observed]) / c
 
         _, AZ = apply_A(Z, 2)
@@ -361,18 +366,14 @@ class _Source:
     c = 2 sum p(1-p) over them."""
 
     def __init__(self, genotypes: Any, allele_freq: Any, cache_bytes: int) -> None:
-        if chunked.is_chunked(genotypes):
-            self.ids = getattr(genotypes, "ids", None)
-            p = None
-        else:  # checked once here; the engine cuts the checked array into blocks
-            genotypes = as_genotypes(genotypes, "genotypes")
-            self.ids, p = genotypes.ids, genotypes.allele_freq
+        """``genotypes``: chunked, or checked (:func:`lmmbook.markers.as_genotypes`)."""
+        if allele_freq is not None:  # checked before any block is read
+            p = _frequencies(allele_freq, chunked.shape_of(genotypes)[1])
+        else:
+            p = None if chunked.is_chunked(genotypes) else genotypes.allele_freq
         self.engine = chunked.BlockEngine(genotypes, cache_bytes=cache_bytes)
         self.shape = self.engine.shape
-        m = self.shape[1]
-        if allele_freq is not None:
-            p = _frequencies(allele_freq, m)
-        elif p is None:
+        if p is None:
             p = chunked.block_frequencies(self.engine)  # one pass
         het = p * (1.0 - p)
         poly = het > 0
