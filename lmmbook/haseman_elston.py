@@ -3,10 +3,11 @@
 Model: y = X b + W alpha + e, alpha ~ N(0, sigma2_alpha I), e ~ N(0, sigma2_e I), so that
 Var(y) = sigma2_u G + sigma2_e I with G = W W' / c and sigma2_u = c sigma2_alpha (chapters 5
 and 6). REML needs V^-1 or an eigendecomposition of G, O(n^3); the method of moments of Haseman
-and Elston (1972), in the form that matches y y' to its expectation after the fixed effects are
-projected out, needs only a few traces of A = P G P, and those can be estimated with random
-probes at O(n m) work each, streaming the genotypes block by block (RHE-reg, Wu and
-Sankararaman 2018). Nothing n x n or n x m is formed.
+and Elston (1972, made for linkage in sib pairs), in the form that matches y y' to its
+expectation after the fixed effects are projected out, needs only a few traces of A = P G P,
+and those can be estimated with random probes at O(n m) work each, streaming the genotypes
+block by block (RHE-reg, Wu and Sankararaman 2018, the form made for biobanks). Nothing n x n
+or n x m is formed.
 """
 
 from __future__ import annotations
