@@ -59,7 +59,7 @@ from .validation import (
 from .vcf import read_vcf
 from .weighted import WeightedGBLUPResult, weighted_gblup
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 __all__ = [
     "datasets",
