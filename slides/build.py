@@ -12,13 +12,18 @@ subslide, fragment, -, notes, skip) is obeyed. A cell without it gets a default:
 - markdown is cut at its headings: ``#`` and ``##`` start a slide, ``###`` and deeper a subslide
   (a heading straight under its parent shares the parent's slide). Display equations, lists,
   short paragraphs (up to ``SHORT`` characters), warnings and exercise statements are shown;
-  longer prose and the margin notes become the speaker notes (press ``s``), and the first sentence
-  of a section's long first paragraph stays on the slide as its lead. A glued figure gets a
+  longer prose and the margin notes become the speaker notes (press ``s``), and the whole
+  sentences that open a long paragraph (up to ``SHORT`` characters) stay on the slide: a slide
+  never ends in the middle of a sentence, and a paragraph that leads into an equation or a code
+  cell ("... gives:") moves with it. A glued figure gets a
   subslide of its own with the first sentence of its caption. A slide whose content would not fit
   (about ``BUDGET`` lines) is continued on a subslide;
 - a code cell with a figure shows the figure (its code hidden); a short code cell (up to
   ``SHORT_CODE`` lines) with a visible output is shown, code and output, on a subslide; the other
-  code cells (setup, glue-only, long computations) are skipped. Jupyter Book's tags
+  code cells (setup, glue-only, long computations) are skipped. Shown code loses its
+  ``glue(...)`` calls and ``from myst_nb import glue``, and shows at most ``MAX_CODE`` lines
+  (whatever its metadata), cut after a whole statement. A relative link (``notation.md``) becomes
+  its text, since the book's pages are not in the slides folder. Jupyter Book's tags
   ``remove-cell``, ``remove-input``/``hide-input`` and ``remove-output`` are obeyed too.
 
 A cell with metadata is taken whole (its markdown is not cut at headings or sent to the notes).
@@ -64,7 +69,9 @@ CACHE = ROOT / "_build" / ".slides-assets"  # npm ci installs reveal.js here
 SHORT = 300  # a paragraph up to this many characters is shown; a longer one goes to the notes
 SHORT_LIST = 900  # the same for a list
 SHORT_CODE = 12  # a code cell of up to this many lines is shown by default
-BUDGET = 17  # rough height of a slide in lines of text, before it is continued on a subslide
+MAX_CODE = 14  # a shown code cell (even one chosen by metadata) shows at most this many lines
+BUDGET = 13  # rough height of a slide in lines of text, before it is continued on a subslide
+LINE = 68  # characters in a line of slide text
 
 PREFIX = "application/papermill.record/"
 FENCE = re.compile(r"^(`{3,}|:{3,})\s*\{([\w:.-]+)\}\s*(.*?)\s*$")
@@ -76,6 +83,9 @@ ROLE = re.compile(r"\{([\w:.-]+)\}`([^`]*)`")
 TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
 SHOWN_TYPES = {"slide", "subslide", "fragment", "-"}
 SLIDE_TYPES = SHOWN_TYPES | {"notes", "skip"}
+LINK = re.compile(r"\[([^\]]+)\]\(([^()\s]+)\)")
+SENTENCE_END = re.compile(r"(?<!\bal)(?<!e\.g)(?<!i\.e)(?<!\bcf)(?<!\bvs)(?<!\bFig)(?<!\bEq)"
+                          r"(?<!\bch)(?<!\bp)[.!?](?=\s|$)")
 
 
 # ---- reading a chapter ----------------------------------------------------------------------
@@ -329,7 +339,7 @@ class Chapter:
                 return self.reference(name, content)
             return f"`{content}`" if name in ("code", "samp") else content
 
-        return ROLE.sub(role, text)
+        return LINK.sub(_link, ROLE.sub(role, text))
 
     def figure_html(self, key: str) -> str:
         data = self.glue.get(key, {})
@@ -339,6 +349,69 @@ class Chapter:
         if "text/html" in data:
             return data["text/html"]
         raise KeyError(f"the glued figure {key!r} has no image")
+
+
+def _link(match: re.Match) -> str:
+    """A link to another host stays; a relative one (a page of the book, ``notation.md``) would
+    be dead in the slides folder, so it becomes its text."""
+    text, target = match.groups()
+    if re.match(r"(https?:|mailto:)", target):
+        return match.group(0)
+    return text
+
+
+def strip_glue(source: str) -> str:
+    """The code without ``from myst_nb import glue`` and the ``glue(...)`` calls, which only feed
+    the book's prose. A loop or ``if`` whose body was nothing but glue goes with it."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython magics: only whole-line calls
+        return "\n".join(line for line in source.split("\n")
+                         if not re.match(r"\s*(glue\(.*\)|from myst_nb import glue)\s*$", line))
+
+    def plumbing(node) -> bool:
+        if isinstance(node, ast.ImportFrom) and node.module == "myst_nb":
+            return all(alias.name == "glue" for alias in node.names)
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            return isinstance(node.value.func, ast.Name) and node.value.func.id == "glue"
+        if isinstance(node, (ast.For, ast.While, ast.If, ast.With)):
+            return all(plumbing(child) for child in node.body + getattr(node, "orelse", []))
+        return False
+
+    drop: set[int] = set()
+
+    def walk(body) -> None:
+        for node in body:
+            if plumbing(node):
+                drop.update(range(node.lineno, node.end_lineno + 1))
+            else:
+                for name in ("body", "orelse", "finalbody"):
+                    if isinstance(getattr(node, name, None), list):
+                        walk(getattr(node, name))
+                for handler in getattr(node, "handlers", []):
+                    walk(handler.body)
+
+    walk(tree.body)
+    lines = [line for number, line in enumerate(source.split("\n"), 1) if number not in drop]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
+def head_of_code(source: str, limit: int = MAX_CODE) -> str:
+    """At most `limit` lines of the code, cut after a whole top-level statement when one ends
+    there, and a comment that says how much the notebook has beyond."""
+    lines = source.split("\n")
+    if len(lines) <= limit:
+        return source
+    cut = limit - 1
+    try:
+        ends = [node.end_lineno for node in ast.parse(source).body]
+        fitting = [end for end in ends if end <= limit - 1]
+        if fitting and fitting[-1] >= limit // 2:
+            cut = fitting[-1]
+    except SyntaxError:
+        pass
+    head = "\n".join(lines[:cut]).rstrip()
+    return f"{head}\n# ... {len(lines) - cut} more lines: the whole cell is in the notebook"
 
 
 def list_items(text: str) -> list[str]:
@@ -352,13 +425,30 @@ def list_items(text: str) -> list[str]:
     return ["\n".join(item).strip("\n") for item in items]
 
 
+def sentence_ends(text: str) -> list[int]:
+    """Where the sentences of `text` end (after their full stop), outside inline math."""
+    ends, in_math = [], False
+    for i, char in enumerate(text):
+        if char == "$" and (i == 0 or text[i - 1] != "\\"):
+            in_math = not in_math
+        elif not in_math and i >= 20 and SENTENCE_END.match(text, i):
+            ends.append(i + 1)
+    return ends
+
+
 def first_sentence(text: str) -> str:
     bold = re.match(r"^\s*(\*\*.+?\*\*)", text, re.S)
     if bold:
         return bold.group(1)
-    sentence = re.match(r"^(.{20,}?(?<!\bal)(?<!e\.g)(?<!i\.e)(?<!\bcf)(?<!\bvs)[.!?:])(\s|$)",
-                        text, re.S)
-    return sentence.group(1) if sentence else text
+    ends = sentence_ends(text)
+    return text[:ends[0]] if ends else text
+
+
+def lead(text: str, limit: int = SHORT) -> str:
+    """The whole sentences that open `text`, up to `limit` characters ("" if the first is longer):
+    a slide never ends in the middle of a sentence."""
+    fitting = [end for end in sentence_ends(text) if end <= limit]
+    return text[:fitting[-1]] if fitting else ""
 
 
 # ---- slides -------------------------------------------------------------------------------
@@ -367,8 +457,16 @@ def _lines(markdown: str) -> float:
     """Rough height of rendered markdown in lines of slide text."""
     height = 0.0
     for line in markdown.split("\n"):
-        height += max(1.0, len(line) / 85)
+        height += max(1.0, len(line) / LINE)
     return height
+
+
+def _introduces(markdown: str) -> bool:
+    """A paragraph of prose whose last sentence goes on in the next block (an equation, a list)."""
+    text = markdown.rstrip()
+    if not text or text.startswith(("#", "$$", "<", ">", "-", "*", "|")) or LIST_ITEM.match(text):
+        return False
+    return not re.search(r"[.!?)]\**$", text) or text.endswith(":")
 
 
 def _code_lines(cell) -> float:
@@ -420,10 +518,17 @@ class Deck:
     def show(self, markdown: str, fits: bool = False) -> None:
         height = _lines(markdown)
         if not fits and self.visible and self.height + height > BUDGET:
+            # a paragraph that leads into what follows ("... is", "... gives:") goes with it
+            carried = []
+            if len(self.visible) > 1 and _introduces(self.visible[-1]):
+                carried = [self.visible.pop()]
             self.flush("subslide")
             if self.heading:
                 title = re.sub(r"^(#+)\s+", "", self.heading)
                 self.show(f"### {title} (continued)", fits=True)
+            for piece in carried:
+                self.visible.append(piece)
+                self.height += _lines(piece)
         self.visible.append(markdown)
         self.height += height
         if not fits:
@@ -525,10 +630,10 @@ class Builder:
                 for item in list_items(visible or note):
                     deck.show(item)
                 continue
-            if block.kind == "para" and note and deck.fresh:
-                lead = first_sentence(note)  # the topic sentence of a section's first paragraph
-                if len(lead) <= SHORT:
-                    deck.show(lead)
+            if block.kind == "para" and note:
+                opening = lead(note)  # the paragraph's opening sentences; all of it in the notes
+                if opening:
+                    deck.show(opening)
             if visible:
                 deck.show(visible)
             if note:
@@ -619,6 +724,7 @@ class Builder:
         if "remove-output" in tags:
             cell.outputs = []
         figure = any("image/png" in o.get("data", {}) for o in cell.outputs)
+        cell.source = strip_glue(cell.source)
         lines = len(cell.source.strip().split("\n"))
         if kind is None:
             visible = [o for o in cell.outputs if o.output_type != "stream" or o.text.strip()]
@@ -633,9 +739,21 @@ class Builder:
             return
         if tags & {"hide-input", "remove-input"}:
             cell.metadata["transient"] = {"remove_source": True}
+        elif not cell.source.strip() and not cell.outputs:
+            return  # nothing but glue
+        else:
+            cell.source = head_of_code(cell.source)
+        deck = self.deck
+        intro = None  # "... the table counts:" goes on the slide of what it introduces
+        if (kind in ("slide", "subslide") and len(deck.visible) > 1
+                and _introduces(deck.visible[-1])):
+            intro = deck.visible.pop()
+        deck.flush("subslide")
+        if intro is not None:
+            deck.cells.append(_markdown(intro, kind))
+            kind = "-"
         cell.metadata["slideshow"] = {"slide_type": kind}
-        self.deck.flush("subslide")
-        self.deck.cells.append(cell)
+        deck.cells.append(cell)
 
 
 # ---- assets and the exporter ----------------------------------------------------------------
