@@ -70,8 +70,8 @@ SHORT = 300  # a paragraph up to this many characters is shown; a longer one goe
 SHORT_LIST = 900  # the same for a list
 SHORT_CODE = 12  # a code cell of up to this many lines is shown by default
 MAX_CODE = 14  # a shown code cell (even one chosen by metadata) shows at most this many lines
-BUDGET = 13  # rough height of a slide in lines of text, before it is continued on a subslide
-LINE = 68  # characters in a line of slide text
+BUDGET = 19  # rough height of a slide in lines of text, before it is continued on a subslide
+LINE = 80  # characters in a line of slide text
 
 PREFIX = "application/papermill.record/"
 FENCE = re.compile(r"^(`{3,}|:{3,})\s*\{([\w:.-]+)\}\s*(.*?)\s*$")
@@ -457,16 +457,21 @@ def _lines(markdown: str) -> float:
     """Rough height of rendered markdown in lines of slide text."""
     height = 0.0
     for line in markdown.split("\n"):
-        height += max(1.0, len(line) / LINE)
+        heading = HEADING.match(line)
+        if heading:  # h1 1.9em, h2 1.45em, h3 1.2em of the text's 0.9em, and their margins
+            size = {1: 2.1, 2: 1.6}.get(len(heading.group(1)), 1.35)
+            height += size * (1 + len(heading.group(2)) * size // LINE) + 0.5
+        else:
+            height += max(1.0, len(line) / LINE)
     return height
 
 
 def _introduces(markdown: str) -> bool:
     """A paragraph of prose whose last sentence goes on in the next block (an equation, a list)."""
     text = markdown.rstrip()
-    if not text or text.startswith(("#", "$$", "<", ">", "-", "*", "|")) or LIST_ITEM.match(text):
+    if not text or text.startswith(("#", "$$", "<", ">", "|")) or LIST_ITEM.match(text):
         return False
-    return not re.search(r"[.!?)]\**$", text) or text.endswith(":")
+    return bool(re.search(r"([:,;]|[a-z])\**$", text))
 
 
 def _code_lines(cell) -> float:
@@ -745,12 +750,17 @@ class Builder:
             cell.source = head_of_code(cell.source)
         deck = self.deck
         intro = None  # "... the table counts:" goes on the slide of what it introduces
-        if (kind in ("slide", "subslide") and len(deck.visible) > 1
-                and _introduces(deck.visible[-1])):
-            intro = deck.visible.pop()
+        together = False
+        if kind in ("slide", "subslide") and deck.visible and _introduces(deck.visible[-1]):
+            # the slide is only (a heading and) the introduction: the code joins that slide
+            together = len(deck.visible) == 1 or (
+                len(deck.visible) == 2 and deck.visible[0].startswith("#"))
+            if not together:
+                intro = deck.visible.pop()
         deck.flush("subslide")
         if intro is not None:
             deck.cells.append(_markdown(intro, kind))
+        if intro is not None or together:
             kind = "-"
         cell.metadata["slideshow"] = {"slide_type": kind}
         deck.cells.append(cell)

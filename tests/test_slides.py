@@ -212,6 +212,24 @@ def test_slides_keep_whole_sentences_and_relative_links_become_text():
         "As in Fig. 2 and ch. 3, e.g. here, it ends.")
 
 
+def test_a_paragraph_that_introduces_code_or_an_equation_stays_with_it():
+    printed = nbformat.v4.new_output("stream", text="result\n")
+    filler = "\n\n".join(f"Line {i} of prose that fills the slide." for i in range(14))
+    nb = _notebook(_md(f"# T\n\n## Part\n\n{filler[:200]}.\n\nThe table counts the plots:"),
+                   _code("print('result')", printed, slide_type="subslide"),
+                   _md(f"## Next\n\n{filler}\n\nThe random effects have\n\n$$\n"
+                       + "x = 1\\\\\n" * 12 + "$$"))
+    deck = _deck(nb)
+    kinds = _types(deck)
+    at = kinds.index(("code", "-"))  # the code joins the slide of its introduction
+    assert deck.cells[at - 1].source == "The table counts the plots:"
+    assert kinds[at - 1] == ("markdown", "subslide")
+    shown = [c.source for c in deck.cells if c.metadata.slideshow.slide_type != "notes"]
+    # no slide ends on "have": it is continued with the equation it introduces
+    assert not [s for s in shown if s.rstrip().endswith("have")]
+    assert [s for s in shown if s.startswith("### Next (continued)\n\nThe random effects have")]
+
+
 def _deck_text(deck):
     """The text of a deck as a reader sees it, code included (tags removed, not spaced)."""
     page = deck.read_text()
