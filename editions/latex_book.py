@@ -2,7 +2,8 @@
 
 Things the HTML book gets right and Sphinx's LaTeX builder does not, fixed here for LaTeX
 builds only (HTML builds are untouched): chapter numbers, references to another page's exercise,
-and long tables (see LongTableWidths).
+long tables (see LongTableWidths) and the teaching page's column of slide decks (see
+DropSlideDeckColumn).
 
 1. **Chapter numbers.** Sphinx makes every section of the root page (the introduction) and every
    page a numbered LaTeX chapter, so chapter 1 of the book would be chapter 6 of the PDF while the
@@ -125,9 +126,62 @@ class LongTableWidths(SphinxPostTransform):
             table["classes"].append("colwidths-given")
 
 
+class DropSlideDeckColumn(SphinxPostTransform):
+    """A table column headed "slide deck ..." (the semester plan of the teaching page) is left out.
+
+    The deck names (``ch01-mixed-model-equations.slides.html``) are literals that LaTeX cannot
+    break: with them the semester plan ran past the right margin of the page and cut them off.
+    The decks are opened in a browser, not from paper, and each is named after its chapter's
+    file, as the page says. The columns kept get fixed widths (wrapping ``p`` columns) that add
+    up to about the text width in characters (``LINE``): each at least its longest word and the
+    space between columns, the rest shared in proportion to the 90th percentile of its cells'
+    lengths, so that no column (the narrow "week") is squeezed below its header."""
+
+    LINE = 90  # characters of 10 pt text in the text width of an A4 page of Sphinx's "manual"
+    GAP = 5  # characters: a column's two \tabcolsep and a little room
+
+    default_priority = 35
+    formats = ("latex",)
+
+    def run(self, **kwargs) -> None:
+        for table in list(self.document.findall(nodes.table)):
+            head = next(table.findall(nodes.thead), None)
+            if head is None:
+                continue
+            header = [entry.astext().strip().lower() for entry in next(head.findall(nodes.row))
+                      .children]
+            drop = [k for k, text in enumerate(header) if text.startswith("slide deck")]
+            if not drop:
+                continue
+            group = next(table.findall(nodes.tgroup))
+            colspecs = [c for c in group.children if isinstance(c, nodes.colspec)]
+            for k in reversed(drop):
+                group.remove(colspecs[k])
+                for row in table.findall(nodes.row):
+                    row.remove(row.children[k])
+            group["cols"] = len(colspecs) - len(drop)
+            self._set_widths(table, [c for k, c in enumerate(colspecs) if k not in drop])
+
+    def _set_widths(self, table: nodes.table, colspecs: list) -> None:
+        columns = [[] for _ in colspecs]
+        for row in table.findall(nodes.row):
+            for k, entry in enumerate(row.children[:len(columns)]):
+                columns[k].append(entry.astext())
+        low = [max(len(w) for text in col for w in text.split() or [""]) + self.GAP
+               for col in columns]
+        wish = [sorted(len(t) for t in col)[int(0.9 * (len(col) - 1))] for col in columns]
+        extra = [max(0, w - lo) for w, lo in zip(wish, low, strict=True)]
+        room = max(0, self.LINE - sum(low))
+        share = min(1.0, room / sum(extra)) if sum(extra) else 0.0
+        for colspec, lo, ex in zip(colspecs, low, extra, strict=True):
+            colspec["colwidth"] = int(round(lo + ex * share))
+        table["classes"].append("colwidths-given")
+
+
 def setup(app: Sphinx) -> dict:
     app.setup_extension("sphinx_exercise")
     app.add_post_transform(ExerciseReferencesAcrossPages)
     app.add_post_transform(ChapterNumbers)
     app.add_post_transform(LongTableWidths)
+    app.add_post_transform(DropSlideDeckColumn)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,6 +1,6 @@
 """The editions for teaching (issue 18): the student edition (`make student`: every exercise, no
-solution) and the whole book as one PDF (`make pdf`), each built once per session by
-editions/build.py, exactly as the Makefile builds it."""
+solution, as pages and as notebooks) and the whole book as one PDF (`make pdf`), each built once
+per session by editions/build.py, exactly as the Makefile builds it."""
 
 import html
 import json
@@ -12,11 +12,17 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import nbformat
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 STUDENT = ROOT / "_build" / "student" / "html"
+STUDENT_NOTEBOOKS = ROOT / "_build" / "student" / "notebooks"
+LEFT_OUT = yaml.safe_load((ROOT / "editions" / "student.yml").read_text())[
+    "sphinx"]["config"]["leave_out_pages"]
+REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 PDF_DIR = ROOT / "_build" / "pdf"
 PDF = PDF_DIR / "lmmbook.pdf"
 LATEX = PDF_DIR / "latex"
@@ -41,6 +47,12 @@ def sphinx_warnings(done):
 
 def cells(notebook):
     return json.loads(notebook.read_text())["cells"]
+
+
+def outside_solutions(notebook):
+    """The code cells of ``notebook`` that are not part of a gated solution, in order."""
+    return [cell for cell, inside in solution_cells(notebook)
+            if cell["cell_type"] == "code" and not inside]
 
 
 def solution_cells(notebook):
@@ -96,11 +108,26 @@ def test_student_edition_builds_without_warnings(student):
         "\n".join(warnings) or (student.stdout + student.stderr)[-3000:])
 
 
-def test_student_edition_has_every_page_of_the_book(student):
+def test_student_edition_has_every_page_of_the_book_but_the_teaching_page(student):
+    assert LEFT_OUT == ["book/teaching"]
     built = {p.relative_to(STUDENT).with_suffix("") for p in (STUDENT / "book").glob("*.html")}
     listed = {p.relative_to(ROOT) for p in PAGES}
-    assert built == listed
+    assert built == listed - {Path(page) for page in LEFT_OUT}
     assert (STUDENT / "index.html").exists()
+    # The introduction's reference to the teaching page is its title, with no link.
+    intro = (STUDENT / "book" / "intro.html").read_text()
+    assert "Teaching with this book" in page_text(STUDENT / "book" / "intro.html")
+    assert "in the full book" in intro
+    for page in STUDENT.rglob("*.html"):
+        assert "teaching.html" not in page.read_text(), f"{page.name} links the teaching page"
+
+
+def test_student_edition_links_neither_repository_nor_issues(student):
+    assert REPOSITORY.startswith("https://github.com/")
+    for page in STUDENT.rglob("*.html"):
+        source = page.read_text()
+        assert REPOSITORY not in source, f"{page.name} links the repository"
+        assert "github.com" not in source, f"{page.name} links GitHub"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -139,6 +166,56 @@ def test_student_edition_offers_no_notebook_with_solutions(student):
         assert "mybinder.org/v2/" not in source, f"{page.name} has a Binder button"
         assert "_sources/" not in source, f"{page.name} links to its source"
         assert "Student edition" in source, f"{page.name} does not say it is the student edition"
+
+
+# ---- the student notebooks ---------------------------------------------------------------------
+
+def test_student_notebooks_are_every_chapter(student):
+    assert sorted(p.name for p in STUDENT_NOTEBOOKS.glob("*.ipynb")) == sorted(
+        nb.name for nb in CHAPTERS)
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_student_notebooks_keep_every_exercise_and_no_solution(student, notebook):
+    copy = STUDENT_NOTEBOOKS / notebook.name
+    nbformat.validate(nbformat.read(copy, as_version=4))
+    assert exercise_labels(copy) == exercise_labels(notebook)
+    assert exercise_labels(copy), "a chapter without exercises: the check would prove nothing"
+    text = "\n".join("".join(c["source"]) for c in cells(copy))
+    assert "{solution" not in text, "a solution marker is left"
+    split = solution_cells(notebook)
+    hidden = code_lines([c for c, inside in split if inside])
+    hidden -= code_lines([c for c, inside in split if not inside])
+    assert hidden, "no solution code found in the notebook: the check would prove nothing"
+    assert not hidden & code_lines(cells(copy)), "solution code in the student notebook"
+    # Every other code cell is there, in order, with its stored outputs.
+    kept = [c for c in cells(copy) if c["cell_type"] == "code"]
+    assert [(c["source"], c["outputs"]) for c in kept] == [
+        (c["source"], c["outputs"]) for c in outside_solutions(notebook)]
+    # The text outside the solutions stays: the headings, the summary among them.
+    headings = [line for c in cells(notebook) for line in "".join(c["source"]).splitlines()
+                if c["cell_type"] == "markdown" and line.startswith("## ")]
+    assert "## Summary" in headings
+    assert [line for line in text.splitlines() if line.startswith("## ")] == headings
+
+
+def test_student_notebooks_run_on_their_own(student):
+    """What the notebooks need beside them: the package, its requirements and the data they read."""
+    requirements = (STUDENT_NOTEBOOKS / "requirements.txt").read_text().splitlines()
+    assert "-e ." in requirements and (STUDENT_NOTEBOOKS / "pyproject.toml").exists()
+    assert (STUDENT_NOTEBOOKS / "lmmbook" / "__init__.py").exists()
+    assert (STUDENT_NOTEBOOKS / "runtime.txt").read_text() == (ROOT / "runtime.txt").read_text()
+    shipped = {p.relative_to(ROOT / "lmmbook" / "data") for p in (ROOT / "lmmbook" / "data").rglob(
+        "*") if p.is_file()}
+    copied = {p.relative_to(STUDENT_NOTEBOOKS / "lmmbook" / "data")
+              for p in (STUDENT_NOTEBOOKS / "lmmbook" / "data").rglob("*") if p.is_file()}
+    assert shipped and shipped <= copied
+    for notebook in CHAPTERS:
+        for name in re.findall(r'"([\w.-]+\.csv)"', "".join(
+                "".join(c["source"]) for c in cells(notebook) if c["cell_type"] == "code")):
+            if (BOOK / "data" / name).exists():
+                assert (STUDENT_NOTEBOOKS / "data" / name).exists(), name
+    assert (STUDENT_NOTEBOOKS / "data" / "scale-timings.csv").exists()
 
 
 # ---- the PDF -----------------------------------------------------------------------------------
@@ -262,7 +339,49 @@ def test_pdf_bibliography_lists_every_cited_work(pdf):
         for keys in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text):
             cited.update(key.strip() for key in keys.split(","))
     assert cited
-    entries = re.findall(r"\\bibitem\[", (LATEX / "lmmbook.tex").read_text())
+    tex = (LATEX / "lmmbook.tex").read_text()
+    entries = re.findall(r"\\bibitem\[", tex)
     assert len(entries) == len(cited)
     text = normalised(pdf_text(chapter_pages()["A"], 10**6))
     assert "bibliography" in text and "henderson" in text
+
+
+def latex_text(tex):
+    """The text of a short piece of Sphinx's LaTeX: markup of emphasis and hyphens removed."""
+    tex = tex.replace("\\sphinxhyphen{}", "-")
+    tex = re.sub(r"\\sphinxstyleemphasis\{([^{}]*)\}", r"\1", tex)
+    return re.sub(r"\s+", " ", tex).strip()
+
+
+def test_pdf_bibliography_labels_are_the_author_year_citations_of_the_text(pdf):
+    tex = (LATEX / "lmmbook.tex").read_text()
+    labels = dict((key, latex_text(label)) for label, key in re.findall(
+        r"\\bibitem\[([^\]]*)\]\{([^}]*)\}", tex))
+    assert labels
+    assert len(set(labels.values())) == len(labels), "two entries share a label"
+    for key, label in labels.items():
+        assert re.fullmatch(r"[^\\{}]+, \d{4}[a-z]?", label), (key, label)
+    # A parenthetical citation [Bates et al., 2015] links its entry with the entry's label.
+    checked = 0
+    for key, text in re.findall(r"\\hyperlink\{cite\.([^}]*)\}\{((?:[^{}]|\{[^{}]*\})*)\}", tex):
+        text = latex_text(text)
+        if re.search(r", \d{4}[a-z]?$", text):
+            assert text == labels[key], (key, text, labels[key])
+            checked += 1
+    assert checked >= len(labels) // 2, "too few parenthetical citations found to compare"
+
+
+def test_pdf_teaching_page_tables_fit_the_page(pdf):
+    """No box of the teaching page (its semester plan above all) runs into the margin."""
+    lines = (LATEX / "lmmbook.tex").read_text().splitlines()
+    first = next(i for i, line in enumerate(lines, 1)
+                 if "\\label{\\detokenize{book/teaching::doc}}" in line)
+    last = next(i for i, line in enumerate(lines, 1) if i > first and "\\chapter" in line)
+    log = (LATEX / "lmmbook.log").read_text(errors="replace")
+    overfull = [(float(width), int(start)) for width, start in re.findall(
+        r"Overfull \\hbox \(([\d.]+)pt too wide\) in (?:paragraph|alignment) at lines (\d+)", log)]
+    on_page = [(w, s) for w, s in overfull if first <= s <= last and w > 1]
+    assert not on_page, f"overfull boxes (pt, line of lmmbook.tex) on the teaching page: {on_page}"
+    page = "\n".join(lines[first:last])
+    table = page[page.index("\\begin{tabular"):page.index("\\end{tabular")]
+    assert "Exercise" in table and "slides.html" not in table, "the slide deck column is in the PDF"
