@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import stats
 
 from . import _marker_loops, mme
 from .errors import InputError, ShapeMismatchError, UnknownIdError, format_ids
-from .gwas import _CHUNK, GWASResult, _assign_windows, _window_frame, _window_size
+from .gwas import _CHUNK, GWASResult, _assign_windows, _snp_frame, _window_frame, _window_size
 from .markers import Genotypes, _frequencies, as_genotypes, marker_scaling
 from .singlestep import SSGBLUPResult, _genomic_parts, _spd_inverse
 
@@ -87,16 +86,7 @@ def ssgwas(fit: SSGBLUPResult, M: Any, *, method: str = "backsolve", window: Any
     se_poly = np.where(ok, k * np.sqrt(np.where(ok, var, 1.0)), np.nan)
     effect_poly = np.where(ok, alpha_poly, np.nan)
     z_poly = effect_poly / se_poly
-    out = np.full((m, 4), np.nan)
-    out[poly, 0], out[poly, 1], out[poly, 2] = effect_poly, se_poly, z_poly
-    out[poly, 3] = 2.0 * stats.norm.sf(np.abs(z_poly))
-    names = geno.snp_names if geno.snp_names is not None else np.arange(m)
-    frame = pd.DataFrame(out, columns=["effect", "se", "z", "p"],
-                         index=pd.Index(np.asarray(names), name="snp"))
-    if snp_map is not None:
-        for column in ("position", "chromosome"):
-            if column in snp_map.columns:
-                frame.insert(0, column, snp_map[column].to_numpy())
+    frame, names = _snp_frame(m, poly, effect_poly, se_poly, z_poly, geno, snp_map)
     if size is None:
         return frame
     alpha = np.zeros(m)

@@ -304,16 +304,7 @@ def gwas(
         effect = wPy / np.where(ok, wPw, np.nan)
         se = 1.0 / root
     z_poly = wPy / root  # = effect / se in both methods, also when sigma2_u = 0
-    out = np.full((m, 4), np.nan)
-    out[poly, 0], out[poly, 1], out[poly, 2] = effect, se, z_poly
-    out[poly, 3] = 2.0 * stats.norm.sf(np.abs(z_poly))
-    names = geno.snp_names if geno.snp_names is not None else np.arange(m)
-    frame = pd.DataFrame(out, columns=["effect", "se", "z", "p"],
-                         index=pd.Index(np.asarray(names), name="snp"))
-    if snp_map is not None:
-        for column in ("position", "chromosome"):
-            if column in snp_map.columns:
-                frame.insert(0, column, snp_map[column].to_numpy())
+    frame, names = _snp_frame(m, poly, effect, se, z_poly, geno, snp_map)
     if size is None:
         return frame
     return GWASResult(snps=frame, windows=_window_frame(geno.M, poly, two_p, alpha, u_back,
@@ -355,6 +346,23 @@ def _refuse_other_rotation(lam_markers: np.ndarray, lam: np.ndarray) -> None:
             f"(eigenvalue {k}: {lam[k]:.6g} in the fit, {lam_markers[k]:.6g} from the markers), "
             "although its GEBVs are reproduced: the fit was altered or G built otherwise. Fit "
             "again with gblup(y, X, genomic_relationship(M)).")
+
+
+def _snp_frame(m: int, poly: np.ndarray, effect: np.ndarray, se: np.ndarray, z: np.ndarray,
+               geno, snp_map: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The frame of the markers that ``gwas`` returns (NaN for the markers not in ``poly``), with
+    the chromosome and position of a marker map, and the marker names."""
+    out = np.full((m, 4), np.nan)
+    out[poly, 0], out[poly, 1], out[poly, 2] = effect, se, z
+    out[poly, 3] = 2.0 * stats.norm.sf(np.abs(z))
+    names = np.asarray(geno.snp_names if geno.snp_names is not None else np.arange(m))
+    frame = pd.DataFrame(out, columns=["effect", "se", "z", "p"],
+                         index=pd.Index(names, name="snp"))
+    if snp_map is not None:
+        for column in ("position", "chromosome"):
+            if column in snp_map.columns:
+                frame.insert(0, column, snp_map[column].to_numpy())
+    return frame, names
 
 
 _LENGTH = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(bp|kb|mb)\s*", re.IGNORECASE)

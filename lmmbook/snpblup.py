@@ -205,15 +205,8 @@ def snp_blup(
                          "'auto'), or read them whole.")
     geno = as_genotypes(M)
     n, m = geno.M.shape
-    ids = _checks.row_ids(ids, geno.ids, n, "M")
-    y_values = _checks.align_to_ids(y, ids, n, of="M")
-    X_values, fixed_names = _checks.design_to_ids(X, ids, n, y_values, of="M")
-    observed = np.isfinite(y_values)
-    n_obs, p_fixed = int(observed.sum()), X_values.shape[1]
-    if n_obs <= p_fixed:
-        raise InputError(f"SNP-BLUP needs more phenotyped individuals than fixed effects: {n_obs} "
-                         f"and {p_fixed}.")
-    _checks.full_column_rank("X", X_values[observed], None)
+    ids, y_values, X_values, fixed_names, observed = _records(y, X, ids, geno.ids, n)
+    n_obs = int(observed.sum())
     if (sigma2_alpha is None) != (sigma2_e is None):
         raise InputError("give both sigma2_alpha and sigma2_e, or neither (then REML estimates "
                          "them).")
@@ -254,6 +247,21 @@ def snp_blup(
     )
 
 
+def _records(y, X, ids, own_ids, n: int):
+    """y and X aligned to the rows of M (by ID), which records are observed, and the checks
+    both solvers need: more phenotyped rows than fixed effects, X of full column rank there."""
+    ids = _checks.row_ids(ids, own_ids, n, "M")
+    y_values = _checks.align_to_ids(y, ids, n, of="M")
+    X_values, fixed_names = _checks.design_to_ids(X, ids, n, y_values, of="M")
+    observed = np.isfinite(y_values)
+    n_obs, p_fixed = int(observed.sum()), X_values.shape[1]
+    if n_obs <= p_fixed:
+        raise InputError(f"SNP-BLUP needs more phenotyped individuals than fixed effects: {n_obs} "
+                         f"and {p_fixed}.")
+    _checks.full_column_rank("X", X_values[observed], None)
+    return ids, y_values, X_values, fixed_names, observed
+
+
 def _snp_blup_pcg(y, X, M, *, ids, allele_freq, sigma2_alpha, sigma2_e, tol, maxiter,
                   cache_bytes, progress) -> SNPBLUPResult:
     """snp_blup(solver="pcg"): validation as for the direct solution, then chunked PCG."""
@@ -276,15 +284,8 @@ def _snp_blup_pcg(y, X, M, *, ids, allele_freq, sigma2_alpha, sigma2_e, tol, max
         own_ids = geno.ids
         names = geno.snp_names if geno.snp_names is not None else np.arange(m)
         source = geno
-    ids = _checks.row_ids(ids, own_ids, n, "M")
-    y_values = _checks.align_to_ids(y, ids, n, of="M")
-    X_values, fixed_names = _checks.design_to_ids(X, ids, n, y_values, of="M")
-    observed = np.isfinite(y_values)
-    n_obs, p_fixed = int(observed.sum()), X_values.shape[1]
-    if n_obs <= p_fixed:
-        raise InputError(f"SNP-BLUP needs more phenotyped individuals than fixed effects: {n_obs} "
-                         f"and {p_fixed}.")
-    _checks.full_column_rank("X", X_values[observed], None)
+    ids, y_values, X_values, fixed_names, observed = _records(y, X, ids, own_ids, n)
+    n_obs = int(observed.sum())
     p = None if allele_freq is None else _frequencies(allele_freq, m)
     engine = chunked.BlockEngine(source, cache_bytes=cache_bytes)
     sol = chunked.solve_snp_blup(engine, y_values, np.asarray(X_values, dtype=float),
