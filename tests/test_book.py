@@ -2,14 +2,13 @@
 offline (typeset math, figures present, no request to another host)."""
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from browser_check import check_page, find_chromium
+from browser_check import check_page
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -84,16 +83,6 @@ def test_api_reference_documents_the_package(built_book):
 
 
 # ---- in a real browser ---------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def chromium():
-    path = find_chromium()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed; .ci/run installs it (apt-get install chromium)")
-        pytest.skip("Chromium is not installed (apt-get install chromium); CI runs this check")
-    return path
-
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_chapter_reads_offline(built_book, chromium, notebook):

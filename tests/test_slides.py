@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_check import _page_requests, find_chromium
+from browser_check import _page_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "_build" / "slides"
@@ -419,16 +419,6 @@ window.addEventListener('load', function () {
 });
 </script>
 """
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    path = find_chromium()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is not installed; .ci/run installs it (apt-get install chromium)")
-        pytest.skip("Chromium is not installed (apt-get install chromium); CI runs this check")
-    return path
 
 
 class _Rendered(HTMLParser):
